@@ -1,0 +1,32 @@
+# Everything runs inside ./.venv, created and filled by `make setup` (idempotent: a no-op when
+# requirements.txt, setup.py and the Detectron2 installer have not changed since the last run).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.infomin-installed
+DEVICE ?=
+DEMO_ARGS ?=
+
+.PHONY: setup test test-fast demo bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py tools/install_detectron2.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) tools/install_detectron2.py
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# The test command README.md gives and .ci/run calls.
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_views.py
+
+clean-venv:
+	rm -rf $(VENV)

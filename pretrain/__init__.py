@@ -1,0 +1,1 @@
+"""The pretraining engine: data, distributed training, schedules, checkpoints and evaluation."""

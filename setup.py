@@ -1,0 +1,52 @@
+"""infomin: InfoMin contrastive pretraining and its transfer to Detectron2.
+
+`pretrain/` and `detection/` install as `infomin.pretrain` and `infomin.detection`, the way
+Detectron2 installs its `projects/`.
+"""
+from setuptools import find_packages, setup
+
+PACKAGE_DIRS = {"infomin.pretrain": "pretrain", "infomin.detection": "detection"}
+
+
+def packages():
+    found = find_packages(include=["infomin", "infomin.*"])
+    for name, folder in PACKAGE_DIRS.items():
+        found.append(name)
+        found += [f"{name}.{sub}" for sub in find_packages(where=folder)]
+    return found
+
+
+setup(
+    name="infomin",
+    version="0.1.0",
+    description="InfoMin contrastive pretraining, view tools and Detectron2 transfer",
+    python_requires=">=3.10",
+    packages=packages(),
+    package_dir=PACKAGE_DIRS,
+    package_data={"infomin": ["zoo/*.yaml", "zoo/*.json"]},
+    install_requires=[
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "fvcore>=0.1.5,<0.1.6",
+        "iopath>=0.1.7,<0.1.10",
+        "pycocotools>=2.0.2",
+        "yacs>=0.1.8",
+        "tqdm",
+        "matplotlib",
+        "tensorboard",
+        "timm>=1.0",
+        "scikit-image>=0.22",
+    ],
+    entry_points={
+        "console_scripts": [
+            # each names a main(argv=None); tools/<name>.py calls the same function
+            "infomin-convert-pretrained = infomin.convert.cli:main",
+            "infomin-train-net = infomin.detection.train_net:main",
+            "infomin-pretrain = infomin.pretrain.cli:main",
+            "infomin-linear-eval = infomin.pretrain.linear_eval:main",
+            "infomin-model-zoo = infomin.zoo.cli:main",
+            "infomin-view-sweep = infomin.pretrain.view_sweep:main",
+            "infomin-learn-views = infomin.pretrain.learn_views:main",
+        ],
+    },
+)

@@ -1,1 +1,15 @@
-"""The Detectron2 extension: extra heads, dataset registration, trainer and weight handlers."""
+"""The Detectron2 extension: the C4 ExtraNorm head, dataset registration, trainer and train_net.
+
+Importing this package registers ``Res5ROIHeadsExtraNorm`` in Detectron2's ROI_HEADS registry, so
+the C4 configs in ``configs/`` build.
+"""
+from .compiled_ops import CompiledOpsRequired, check_compiled_ops, has_compiled_ops
+from .datasets import builtin_root, register_coco_folder, register_voc_folder, voc_class_names
+from .roi_heads import Res5ROIHeadsExtraNorm
+from .trainer import Trainer, build_evaluator
+
+__all__ = [
+    "Res5ROIHeadsExtraNorm", "Trainer", "build_evaluator", "register_coco_folder",
+    "register_voc_folder", "voc_class_names", "builtin_root", "CompiledOpsRequired",
+    "check_compiled_ops", "has_compiled_ops",
+]

@@ -1,0 +1,176 @@
+"""``infomin-train-net`` / ``tools/train_net.py``: fine-tune and evaluate Detectron2 detectors.
+
+Detectron2's usual command line (``--config-file``, ``--num-gpus``, ``--num-machines``,
+``--machine-rank``, ``--dist-url``, ``--resume``, ``--eval-only`` and trailing ``KEY VALUE``
+overrides), run through Detectron2's `launch` for multi-GPU and multi-node jobs, with our
+`Trainer`. Two extra flags register datasets from any folder in every worker:
+``--coco-dataset NAME JSON IMAGE_ROOT`` and ``--voc-dataset NAME DIRNAME SPLIT YEAR``.
+
+The config is checked in the launching process before any worker starts: missing weights,
+features needing ``detectron2._C``, AMP without CUDA and unknown datasets fail there, with a
+message and exit status 2.
+"""
+import logging
+import os
+import sys
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+from detectron2.engine import default_argument_parser, default_setup, launch
+
+from .compiled_ops import check_compiled_ops
+from .datasets import register_coco_folder, register_voc_folder
+from .trainer import Trainer, build_evaluator, check_amp
+
+__all__ = ["build_parser", "setup_cfg", "check_cfg", "register_cli_datasets", "run", "main",
+           "WEIGHTS_PLACEHOLDER"]
+
+# Configs for converted self-supervised backbones start MODEL.WEIGHTS with this word: there is no
+# sensible default file, and silently training from random weights would waste a GPU-week.
+WEIGHTS_PLACEHOLDER = "REQUIRED"
+
+EPILOG = """
+Examples:
+  one GPU:    %(prog)s --config-file configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml \\
+                  MODEL.WEIGHTS infomin_r50.pkl
+  8 GPUs:     %(prog)s --num-gpus 8 --config-file CFG MODEL.WEIGHTS infomin_r50.pkl
+  2 machines: (machine R = 0, 1) %(prog)s --num-gpus 8 --num-machines 2 --machine-rank R \\
+                  --dist-url tcp://HOST:PORT --config-file CFG MODEL.WEIGHTS infomin_r50.pkl
+  evaluate:   %(prog)s --eval-only --config-file CFG MODEL.WEIGHTS output/model_final.pth
+  own data:   %(prog)s --coco-dataset mine_train ann/train.json img/ --config-file CFG \\
+                  DATASETS.TRAIN '("mine_train",)' ...
+"""
+
+
+def build_parser():
+    parser = default_argument_parser(epilog=EPILOG)
+    parser.prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "infomin-train-net"
+    parser.description = "Fine-tune or evaluate a Detectron2 detector (infomin configs and heads)."
+    parser.add_argument(
+        "--coco-dataset", nargs=3, action="append", default=[], metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a COCO-format dataset under NAME (repeatable)")
+    parser.add_argument(
+        "--voc-dataset", nargs=4, action="append", default=[], metavar=("NAME", "DIRNAME", "SPLIT", "YEAR"),
+        help="register a split of a VOC-layout folder under NAME; YEAR 2007 selects the 11-point "
+             "VOC07 metric (repeatable)")
+    return parser
+
+
+def register_cli_datasets(args):
+    for name, json_file, image_root in args.coco_dataset:
+        register_coco_folder(name, json_file, image_root)
+    for name, dirname, split, year in args.voc_dataset:
+        register_voc_folder(name, dirname, split, year)
+
+
+def setup_cfg(args):
+    """Frozen config from ``--config-file`` and the trailing overrides."""
+    if not args.config_file:
+        raise ValueError("--config-file is required (e.g. configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml)")
+    if not os.path.isfile(args.config_file):
+        raise FileNotFoundError(f"config file {args.config_file!r} does not exist")
+    cfg = get_cfg()
+    cfg.merge_from_file(args.config_file)
+    try:
+        cfg.merge_from_list(args.opts or [])
+    except (KeyError, AssertionError, ValueError) as exc:
+        raise ValueError(
+            f"bad KEY VALUE override {args.opts}: {exc}. Overrides come in pairs of an existing "
+            "config key and a value, e.g. MODEL.WEIGHTS out.pkl SOLVER.IMS_PER_BATCH 8."
+        ) from exc
+    cfg.freeze()
+    return cfg
+
+
+def _is_pretraining_checkpoint(path):
+    """True for a file that holds un-converted SSL weights (our pretraining format, MoCo, ...)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format torch file (e.g. a Detectron2 .pkl): nothing to say
+        return False
+    if not isinstance(obj, dict):
+        return False
+    if obj.get("format") == "infomin.pretrain":
+        return True
+    model = obj.get("model", obj.get("state_dict"))
+    if not isinstance(model, dict):
+        return False
+    prefixes = ("module.", "encoder.", "encoder_q.", "backbone.", "layer1.", "conv1.")
+    return any(str(key).startswith(prefixes) for key in model)
+
+
+def _will_resume(cfg, resume):
+    return resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))
+
+
+def check_cfg(cfg, args):
+    """Everything that can be refused before a worker starts, with what to do instead."""
+    check_compiled_ops(cfg)
+    check_amp(cfg)
+    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
+        if name not in DatasetCatalog.list():
+            raise ValueError(
+                f"dataset {name!r} is not registered. Builtin coco_*/voc_* names resolve under "
+                f"$DETECTRON2_DATASETS (now {os.getenv('DETECTRON2_DATASETS', 'datasets')!r}); "
+                "register others with --coco-dataset NAME JSON IMAGE_ROOT or "
+                "--voc-dataset NAME DIRNAME SPLIT YEAR.")
+    for name in cfg.DATASETS.TEST:
+        build_evaluator(cfg, name)  # refuses datasets without a known evaluator_type
+    weights = cfg.MODEL.WEIGHTS
+    if _will_resume(cfg, args.resume):
+        return
+    if weights.startswith(WEIGHTS_PLACEHOLDER):
+        raise ValueError(
+            f"{args.config_file} needs backbone weights: convert your pretrained checkpoint with "
+            "'infomin-convert-pretrained CKPT OUT.pkl' and add 'MODEL.WEIGHTS OUT.pkl' to the "
+            "command (or 'MODEL.WEIGHTS \"\"' to train from random initialisation).")
+    if weights and "://" not in weights:
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"MODEL.WEIGHTS {weights!r} does not exist")
+        if _is_pretraining_checkpoint(weights):
+            raise ValueError(
+                f"MODEL.WEIGHTS {weights!r} is a pretraining checkpoint, not Detectron2 weights: "
+                "Detectron2 would match none of its keys and train from random weights. Convert "
+                "it first: infomin-convert-pretrained "
+                f"{weights} {os.path.splitext(weights)[0]}.pkl")
+
+
+def run(args):
+    """One worker: register datasets, set up logging/output, then evaluate or train.
+
+    Returns the evaluation results (a dict of dicts) with ``--eval-only``; after training, the
+    trainer (its ``storage`` holds the logged losses and metrics).
+    """
+    register_cli_datasets(args)
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume)
+        return Trainer.test(cfg, model)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+    return trainer
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        register_cli_datasets(args)
+        check_cfg(setup_cfg(args), args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).info("command line: %s", args)
+    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Our Detectron2 trainer: evaluator picked by dataset, config checks before any work is done.
+
+Everything else is `DefaultTrainer` as is: PreciseBN (``TEST.PRECISE_BN``) runs before each
+evaluation and at the end when the model has BatchNorm layers, and ``SOLVER.AMP.ENABLED``
+switches to Detectron2's `AMPTrainer` (CUDA only: we refuse it on the CPU with a message rather
+than let it fail an assertion after the model and data are built).
+"""
+import os
+
+import torch
+from detectron2.data import MetadataCatalog
+from detectron2.engine import DefaultTrainer
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+
+from . import roi_heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
+from .compiled_ops import check_compiled_ops, has_compiled_ops
+
+__all__ = ["Trainer", "build_evaluator", "check_amp", "coco_tasks"]
+
+
+def check_amp(cfg):
+    """Refuse ``SOLVER.AMP.ENABLED`` where Detectron2's AMPTrainer cannot run (no CUDA device)."""
+    if not cfg.SOLVER.AMP.ENABLED:
+        return
+    device = str(cfg.MODEL.DEVICE)
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        where = "no CUDA device is available" if device.startswith("cuda") else f"MODEL.DEVICE is {device!r}"
+        raise ValueError(
+            f"SOLVER.AMP.ENABLED is True but {where}: Detectron2's mixed-precision trainer "
+            "(AMPTrainer) needs a CUDA GPU. Add 'SOLVER.AMP.ENABLED False' to train on the CPU."
+        )
+
+
+def coco_tasks(cfg):
+    """COCO evaluation tasks the model of ``cfg`` predicts."""
+    tasks = ["bbox"]
+    if cfg.MODEL.MASK_ON:
+        tasks.append("segm")
+    if cfg.MODEL.KEYPOINT_ON:
+        tasks.append("keypoints")
+    return tuple(tasks)
+
+
+def build_evaluator(cfg, dataset_name, output_folder=None):
+    """COCO or VOC evaluator for ``dataset_name``, by its metadata ``evaluator_type``.
+
+    COCO uses Detectron2's fast evaluator only when ``detectron2._C`` is built; otherwise the
+    official pycocotools one (the one to quote in papers anyway).
+    """
+    if output_folder is None:
+        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if evaluator_type == "coco":
+        return COCOEvaluator(
+            dataset_name, tasks=coco_tasks(cfg), output_dir=output_folder,
+            use_fast_impl=has_compiled_ops(),
+        )
+    if evaluator_type == "pascal_voc":
+        return PascalVOCDetectionEvaluator(dataset_name)
+    raise ValueError(
+        f"no evaluator for dataset {dataset_name!r} (metadata evaluator_type={evaluator_type!r}): "
+        "register test sets with infomin.detection.register_coco_folder (COCO json) or "
+        "register_voc_folder (VOC folder), or use a builtin coco_*/voc_* name."
+    )
+
+
+class Trainer(DefaultTrainer):
+    """`DefaultTrainer` with COCO/VOC evaluators and up-front config checks."""
+
+    def __init__(self, cfg):
+        check_amp(cfg)
+        check_compiled_ops(cfg)
+        super().__init__(cfg)
+
+    @classmethod
+    def build_model(cls, cfg):
+        check_compiled_ops(cfg)
+        return super().build_model(cfg)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        return build_evaluator(cfg, dataset_name, output_folder)

@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Convert an SSL ResNet checkpoint for Detectron2: `python tools/convert_pretrained.py IN OUT.pkl`.
+
+Same as the `infomin-convert-pretrained` console script; see docs/converter.md.
+"""
+import sys
+
+from infomin.convert.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Config -> method library objects (infomin.methods / infomin.views), in one place.
+
+Only keys the user (or a preset YAML) set are passed on; a None key leaves the choice to the
+method's or the view policy's own reference default, so nothing is overridden behind anyone's back.
+"""
+from __future__ import annotations
+
+import torch.nn as nn
+
+# config key -> build_method keyword
+_METHOD_KEYS = {
+    "ARCH": "arch",
+    "WIDTH": "width",
+    "FEAT_DIM": "feat_dim",
+    "HEAD": "head",
+    "TEMPERATURE": "temperature",
+    "QUEUE_SIZE": "queue_size",
+    "MOMENTUM": "momentum",
+    "JIGSAW": "jigsaw",
+    "BETA": "beta",
+    "SHUFFLE_BN": "shuffle_bn",
+}
+
+# config key -> build_multiview_transform override
+_VIEW_OVERRIDES = {
+    "JITTER_STRENGTH": "jitter_strength",
+    "BLUR_PROB": "blur_prob",
+    "RA_MAGNITUDE": "ra_magnitude",
+}
+
+
+def method_defaults(name: str) -> dict:
+    from infomin.methods import METHOD_DEFAULTS
+
+    if name not in METHOD_DEFAULTS:
+        raise ValueError(
+            f"MODEL.METHOD {name!r} is unknown; choose one of {', '.join(sorted(METHOD_DEFAULTS))}."
+        )
+    return METHOD_DEFAULTS[name]
+
+
+def method_views(name: str) -> dict:
+    from infomin.methods import METHOD_VIEWS
+
+    return METHOD_VIEWS.get(name, {})
+
+
+def view_setting(cfg, key: str):
+    """VIEWS.<KEY> if set, else the method's reference view setting (METHOD_VIEWS)."""
+    value = cfg.VIEWS[key.upper()]
+    return value if value is not None else method_views(cfg.MODEL.METHOD).get(key)
+
+
+def method_kwargs(cfg) -> dict:
+    return {kw: cfg.MODEL[key] for key, kw in _METHOD_KEYS.items() if cfg.MODEL[key] is not None}
+
+
+def uses_jigsaw(cfg) -> bool:
+    """Whether the views must include jigsaw tiles: VIEWS.JIGSAW, else the method's setting."""
+    if cfg.VIEWS.JIGSAW is not None:
+        return bool(cfg.VIEWS.JIGSAW)
+    if cfg.MODEL.JIGSAW is not None:
+        return bool(cfg.MODEL.JIGSAW)
+    return bool(method_defaults(cfg.MODEL.METHOD).get("jigsaw", False))
+
+
+def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:
+    from infomin.methods import build_method as _build
+
+    method_defaults(cfg.MODEL.METHOD)  # clear error for an unknown name
+    return _build(cfg.MODEL.METHOD, num_classes=num_classes, dataset_size=dataset_size,
+                  **method_kwargs(cfg))
+
+
+def build_train_transform(cfg):
+    """The pretraining views: two views (+ jigsaw) of VIEWS.*, or one crop when the method's view
+    policy is None (Supervised)."""
+    policy = view_setting(cfg, "policy")
+    crop_min = view_setting(cfg, "crop_min")
+    if policy is None:
+        return _AsViews(build_crop_transform(cfg, crop_min if crop_min is not None else 0.08))
+    from infomin.views import build_multiview_transform
+
+    overrides = {kw: cfg.VIEWS[key] for key, kw in _VIEW_OVERRIDES.items() if cfg.VIEWS[key] is not None}
+    color_space = view_setting(cfg, "color_space")
+    if color_space is not None:
+        overrides["color_space"] = color_space
+    return build_multiview_transform(
+        policy=policy,
+        image_size=cfg.VIEWS.IMAGE_SIZE,
+        crop_min=crop_min,
+        jigsaw=uses_jigsaw(cfg),
+        **overrides,
+    )
+
+
+class _AsViews:
+    """Wrap a one-tensor transform as the {"view1": ...} dict methods take."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, img):
+        return {"view1": self.transform(img)}
+
+
+def eval_resize(cfg) -> int:
+    return cfg.VIEWS.EVAL_RESIZE or round(cfg.VIEWS.IMAGE_SIZE * 256 / 224)
+
+
+def _color_kwargs(cfg) -> dict:
+    space = view_setting(cfg, "color_space")
+    return {"color_space": space} if space is not None else {}
+
+
+def build_eval_transform(cfg):
+    """Resize + centre crop + colour space + normalise (kNN monitor, linear-eval validation)."""
+    from infomin.views import build_eval_transform as _build
+
+    return _build(image_size=cfg.VIEWS.IMAGE_SIZE, resize=eval_resize(cfg), **_color_kwargs(cfg))
+
+
+def build_crop_transform(cfg, crop_min: float, randaugment: bool = False):
+    """RandomResizedCrop(scale=(crop_min, 1)) + flip [+ RandAugment rand-n2-m10-mstd0.5], then the
+    eval transform at the crop size (a no-op resize/crop) for colour space and normalisation:
+    the reference's linear-training and supervised augmentation."""
+    from torchvision import transforms as T
+
+    from infomin.views import build_eval_transform as _build
+
+    size = cfg.VIEWS.IMAGE_SIZE
+    steps = [T.RandomResizedCrop(size, scale=(crop_min, 1.0)), T.RandomHorizontalFlip()]
+    if randaugment:
+        from infomin.views.randaugment import build_randaugment
+
+        ops = "cmc" if view_setting(cfg, "color_space") not in (None, "RGB") else "rgb"
+        steps.append(build_randaugment("rand-n2-m10-mstd0.5", ops=ops, image_size=size))
+    steps.append(_build(image_size=size, resize=size, **_color_kwargs(cfg)))
+    return T.Compose(steps)

@@ -1,0 +1,213 @@
+"""The pretraining config: fvcore/yacs `CfgNode` defaults, `_BASE_` YAML inheritance, CLI opts.
+
+Method presets live in `configs/pretrain/*.yaml` and are merged before the user's KEY VALUE
+opts, so an explicit user setting always wins. Keys left at None mean "the method's (or the
+view policy's) own reference default", which `infomin.methods` / `infomin.views` supply.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+
+from fvcore.common.config import CfgNode as _FvCfgNode
+
+
+class CfgNode(_FvCfgNode):
+    """fvcore CfgNode whose unknown-key errors name the key and suggest the closest real ones."""
+
+    def merge_from_other_cfg(self, cfg_other):
+        _check_known_keys(self, cfg_other, prefix="")
+        return super().merge_from_other_cfg(cfg_other)
+
+    def merge_from_list(self, cfg_list):
+        if len(cfg_list) % 2:
+            raise ValueError(
+                f"Config opts must be KEY VALUE pairs, got an odd number of items: {list(cfg_list)}"
+            )
+        for key in cfg_list[0::2]:
+            _check_full_key(self, key)
+        return super().merge_from_list(cfg_list)
+
+
+def _all_keys(node, prefix=""):
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        yield full
+        if isinstance(v, dict):
+            yield from _all_keys(v, full + ".")
+
+
+def _unknown_key_error(root, full_key):
+    close = difflib.get_close_matches(full_key, list(_all_keys(root)), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return KeyError(
+        f"Unknown config key {full_key!r}.{hint} "
+        "See infomin.pretrain.config.get_cfg() for every key and its default."
+    )
+
+
+def _check_full_key(root, full_key):
+    node = root
+    for part in full_key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise _unknown_key_error(root, full_key)
+        node = node[part]
+
+
+def _check_known_keys(root, other, prefix):
+    node = root
+    if prefix:
+        for part in prefix.rstrip(".").split("."):
+            node = node[part]
+    for k, v in other.items():
+        if k == "_BASE_":
+            continue
+        if k not in node:
+            raise _unknown_key_error(root, prefix + k)
+        if isinstance(v, dict) and isinstance(node[k], dict):
+            _check_known_keys(root, v, prefix + k + ".")
+
+
+def get_cfg() -> CfgNode:
+    """A fresh copy of all defaults (the InfoMin R-50 recipe where the reference fixes one)."""
+    C = CfgNode()
+    C.OUTPUT_DIR = "./output/pretrain"
+    C.SEED = 0
+
+    C.MODEL = CfgNode()
+    C.MODEL.METHOD = "InfoMin"  # InsDis, CMC, MoCo, PIRL, MoCov2, CMCv2, InfoMin, Supervised
+    C.MODEL.ARCH = "resnet50"
+    C.MODEL.WIDTH = None  # 1; PyContrast width multiplier (2 = R50x2, 0.5 = a CMC stream)
+    # None = the method's reference value (infomin.methods.METHOD_DEFAULTS)
+    C.MODEL.FEAT_DIM = None  # 128
+    C.MODEL.HEAD = None  # "mlp" | "linear"
+    C.MODEL.TEMPERATURE = None
+    C.MODEL.QUEUE_SIZE = None  # MoCo queue length / memory-bank negatives K
+    C.MODEL.MOMENTUM = None  # EMA coefficient of the momentum encoder
+    C.MODEL.JIGSAW = None
+    C.MODEL.BETA = None  # weight of the jigsaw loss
+    C.MODEL.SHUFFLE_BN = None  # queue methods: shuffle the key batch across all ranks
+    C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
+    C.MODEL.PRECISION = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+
+    C.DATA = CfgNode()
+    C.DATA.ROOT = "./datasets/imagenet"  # ROOT/<split>/<class>/<image>
+    C.DATA.TRAIN_SPLIT = "train"
+    C.DATA.VAL_SPLIT = "val"
+    C.DATA.NUM_WORKERS = 8  # per process
+    C.DATA.PIN_MEMORY = True
+    # unreadable/truncated images are skipped and reported; the run stops past either limit
+    C.DATA.MAX_BAD_IMAGES = 100
+    C.DATA.MAX_BAD_FRACTION = 0.001
+
+    # passed to infomin.views.build_multiview_transform. POLICY/CROP_MIN/COLOR_SPACE None = the
+    # method's views (infomin.methods.METHOD_VIEWS); the knobs' None = the policy's own value
+    C.VIEWS = CfgNode()
+    C.VIEWS.POLICY = None
+    C.VIEWS.IMAGE_SIZE = 224
+    C.VIEWS.CROP_MIN = None
+    C.VIEWS.JITTER_STRENGTH = None
+    C.VIEWS.BLUR_PROB = None
+    C.VIEWS.RA_MAGNITUDE = None
+    C.VIEWS.COLOR_SPACE = None
+    C.VIEWS.JIGSAW = None  # None = follow the method's jigsaw setting
+    C.VIEWS.EVAL_RESIZE = 0  # 0 = IMAGE_SIZE * 256 / 224
+
+    C.SOLVER = CfgNode()
+    C.SOLVER.IMS_PER_BATCH = 256  # global batch, split evenly over processes
+    C.SOLVER.BASE_LR = 0.03  # at REFERENCE_BATCH; scaled linearly with the global batch
+    C.SOLVER.REFERENCE_BATCH = 256
+    C.SOLVER.SCALE_LR = True
+    C.SOLVER.MOMENTUM = 0.9
+    C.SOLVER.WEIGHT_DECAY = 1e-4
+    C.SOLVER.EPOCHS = 200
+    C.SOLVER.ITERS_PER_EPOCH = 0  # 0 = one pass over the data; >0 caps it (tiny runs)
+    C.SOLVER.SCHEDULE = "cosine"  # cosine | step
+    C.SOLVER.STEPS = (120, 160)  # epochs after which the step schedule multiplies by GAMMA
+    C.SOLVER.GAMMA = 0.1
+    C.SOLVER.COSINE_MIN_FACTOR = None  # None = GAMMA ** 3, as the reference
+    C.SOLVER.WARMUP_EPOCHS = -1  # -1 = reference rule: 5 (10 if EPOCHS > 500) when batch > 256
+    C.SOLVER.WARMUP_FROM = 0.01  # absolute lr at the first warm-up iteration
+    C.SOLVER.STOP_ITER = 0  # >0: checkpoint and stop at this iteration (job time limits)
+
+    C.CHECKPOINT = CfgNode()
+    C.CHECKPOINT.PERIOD = 20  # epochs; these checkpoints are kept, the others are rolling
+    C.CHECKPOINT.ITER_PERIOD = 0  # >0: also a rolling checkpoint every N iterations
+
+    C.LOG = CfgNode()
+    C.LOG.PERIOD = 10  # iterations between TensorBoard/metrics.jsonl records
+    C.LOG.TENSORBOARD = True
+    C.LOG.PROGRESS_BAR = True
+
+    C.KNN = CfgNode()  # per-epoch weighted-kNN monitor (train split bank, val split queries)
+    C.KNN.ENABLED = True
+    C.KNN.PERIOD = 1
+    C.KNN.K = 200
+    C.KNN.TEMPERATURE = 0.07
+    C.KNN.TRAIN_SAMPLES = 0  # 0 = whole train split; >0 = a fixed random subset
+    C.KNN.VAL_SAMPLES = 0
+    C.KNN.IMS_PER_BATCH = 256
+
+    C.DDP = CfgNode()
+    C.DDP.FIND_UNUSED_PARAMETERS = False
+    C.DDP.TIMEOUT_MIN = 30
+
+    C.LINEAR = CfgNode()  # the reference linear protocol (pycontrast main_linear.py)
+    C.LINEAR.ENCODER = "online"  # online | ema
+    C.LINEAR.EPOCHS = 60
+    C.LINEAR.ITERS_PER_EPOCH = 0
+    C.LINEAR.BASE_LR = 30.0  # at REFERENCE_BATCH = SOLVER.REFERENCE_BATCH
+    C.LINEAR.SCALE_LR = False
+    C.LINEAR.STEPS = (30, 40, 50)
+    C.LINEAR.GAMMA = 0.2
+    C.LINEAR.MOMENTUM = 0.9
+    C.LINEAR.WEIGHT_DECAY = 0.0
+    C.LINEAR.IMS_PER_BATCH = 256
+    C.LINEAR.AUG = "NULL"  # NULL (crop + flip) | RA (adds RandAugment rand-n2-m10-mstd0.5)
+    C.LINEAR.CROP_MIN = 0.2
+    C.LINEAR.NUM_CLASSES = 0  # 0 = number of class folders
+    C.LINEAR.OUTPUT_DIR = ""  # "" = OUTPUT_DIR/linear_eval
+    return C
+
+
+def load_cfg(path: str | None, opts: list[str] | None = None) -> CfgNode:
+    """Defaults <- YAML file (with its `_BASE_` chain) <- KEY VALUE opts; returned frozen."""
+    cfg = get_cfg()
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Config file {path!r} does not exist; pick one of configs/pretrain/*.yaml."
+            )
+        cfg.merge_from_file(path)
+    if opts:
+        cfg.merge_from_list(list(opts))
+    validate(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def cfg_from_yaml_string(text: str) -> CfgNode:
+    """Rebuild a config stored in a checkpoint (keys unknown to this version are an error)."""
+    cfg = get_cfg()
+    cfg.merge_from_other_cfg(CfgNode(CfgNode.load_cfg(text)))
+    return cfg
+
+
+_CHOICES = {
+    "MODEL.PRECISION": ("auto", "fp32", "bf16", "fp16"),
+    "SOLVER.SCHEDULE": ("cosine", "step"),
+    "LINEAR.AUG": ("NULL", "RA"),
+    "LINEAR.ENCODER": ("online", "ema"),
+}
+
+
+def validate(cfg: CfgNode) -> None:
+    """Reject values that would only fail (or silently misbehave) much later."""
+    for key, choices in _CHOICES.items():
+        sec, name = key.split(".")
+        if cfg[sec][name] not in choices:
+            raise ValueError(f"{key} must be one of {choices}, got {cfg[sec][name]!r}.")
+    for key in ("SOLVER.IMS_PER_BATCH", "SOLVER.EPOCHS", "LINEAR.IMS_PER_BATCH", "LINEAR.EPOCHS"):
+        sec, name = key.split(".")
+        if int(cfg[sec][name]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[sec][name]!r}.")

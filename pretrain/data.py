@@ -1,0 +1,255 @@
+"""Datasets and loaders: ImageFolder/ImageNet trees, bad-image accounting, resumable sampling.
+
+Randomness is a pure function of (seed, epoch, sample index): every sample reseeds python,
+numpy and torch before its augmentation, so the views do not depend on the number of workers,
+on which rank reads the sample, or on whether the run was resumed mid-epoch. Workers are also
+seeded from (seed, rank, worker id, epoch) for anything outside a sample.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Sampler
+from torchvision.datasets import ImageFolder
+
+logger = logging.getLogger(__name__)
+
+
+class BadImageError(RuntimeError):
+    """Too many unreadable images: the data, not the model, needs attention."""
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (numpy SeedSequence hashing)."""
+    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, numpy and the CPU torch generator (CUDA generators are left alone)."""
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.default_generator.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with all CPU RNGs seeded; in the main process (num_workers=0) restore them
+    afterwards so data loading does not disturb the training loop's random stream."""
+    in_worker = torch.utils.data.get_worker_info() is not None
+    if not in_worker:
+        saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    seed_all(seed)
+    try:
+        yield
+    finally:
+        if not in_worker:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+
+
+def check_split(root: str, split: str) -> str:
+    """The split folder, or a clear error saying which layout is expected."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"DATA.ROOT {root!r} does not exist. Point DATA.ROOT at a folder holding "
+            "train/<class>/<image> and val/<class>/<image> (the ImageNet layout)."
+        )
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"DATA.ROOT {root!r} has no {split!r} folder. Expected {folder}/<class>/<image> "
+            "(ImageNet layout; move ImageNet val images into class subfolders)."
+        )
+    return folder
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Fully decode an image (a truncated JPEG raises here, not later inside a transform)."""
+    with open(path, "rb") as f:
+        img = Image.open(f)
+        return img.convert("RGB")
+
+
+class RobustImageFolder(ImageFolder):
+    """ImageFolder returning dicts; an unreadable image is replaced by the next readable one and
+    its path is reported in the sample's "bad" field, so the engine can count and name it.
+
+    `transform(PIL) -> dict` (multi-view) or `-> Tensor` (stored under "image").
+    """
+
+    max_substitutes = 16
+
+    def __init__(self, root: str, split: str, transform: Callable, seed: int = 0):
+        folder = check_split(root, split)
+        try:
+            super().__init__(folder, loader=load_rgb)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"No images found under {folder}: expected {folder}/<class>/<image> with "
+                f"extensions {', '.join(sorted(self._exts()))}. ({e})"
+            ) from None
+        self.view_transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    @staticmethod
+    def _exts():
+        from torchvision.datasets.folder import IMG_EXTENSIONS
+
+        return IMG_EXTENSIONS
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict:
+        bad = []
+        for attempt in range(self.max_substitutes):
+            i = (index + attempt) % len(self.samples)
+            path, label = self.samples[i]
+            try:
+                img = load_rgb(path)
+                break
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                bad.append(f"{path} ({type(e).__name__}: {e})")
+        else:
+            raise BadImageError(
+                f"{self.max_substitutes} consecutive unreadable images starting at {self.samples[index][0]}:\n"
+                + "\n".join(bad)
+            )
+        with seeded(derive_seed(self.seed, self.epoch, index)):
+            out = self.view_transform(img)
+        sample = dict(out) if isinstance(out, dict) else {"image": out}
+        sample["label"] = label
+        sample["index"] = index
+        sample["bad"] = "\n".join(bad)
+        return sample
+
+
+class BadImageTracker:
+    """Counts distinct unreadable images; warns with each path, stops the run past the limits.
+
+    A negative limit disables it. The fraction is relative to the dataset size.
+    """
+
+    def __init__(self, dataset_size: int, max_images: int, max_fraction: float):
+        self.dataset_size = dataset_size
+        self.max_images = max_images
+        self.max_fraction = max_fraction
+        self.paths: set[str] = set()
+
+    def update(self, bad_field) -> None:
+        for entry in bad_field:
+            for line in filter(None, str(entry).split("\n")):
+                if line not in self.paths:
+                    self.paths.add(line)
+                    logger.warning("Skipped unreadable image %s", line)
+        self.check()
+
+    def check(self) -> None:
+        n = len(self.paths)
+        over_count = self.max_images >= 0 and n > self.max_images
+        over_frac = self.max_fraction >= 0 and n > self.max_fraction * self.dataset_size
+        if over_count or over_frac:
+            raise BadImageError(
+                f"{n} unreadable images out of {self.dataset_size} (limits: DATA.MAX_BAD_IMAGES="
+                f"{self.max_images}, DATA.MAX_BAD_FRACTION={self.max_fraction}). Fix or remove "
+                "these files, or raise the limits:\n" + "\n".join(sorted(self.paths))
+            )
+
+
+class ResumableSampler(Sampler[int]):
+    """DistributedSampler-like: a per-epoch permutation from (seed, epoch), split over ranks by
+    striding, that can start part-way through the epoch (`set_epoch(epoch, start=...)`) so a
+    resumed run sees exactly the batches the interrupted one had not seen yet.
+    """
+
+    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
+                 seed: int = 0, pad: bool = True):
+        self.size, self.num_replicas, self.rank = size, num_replicas, rank
+        self.shuffle, self.seed, self.pad = shuffle, seed, pad
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """`start`: number of this rank's samples already consumed in this epoch."""
+        self.epoch, self.start = epoch, start
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, 0x5A))
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        if self.pad:
+            total = -(-self.size // self.num_replicas) * self.num_replicas
+            order += order[: total - len(order)]
+        return order[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices()[self.start :])
+
+    def __len__(self) -> int:
+        return max(len(self.indices()) - self.start, 0)
+
+
+class WorkerSeeder:
+    """worker_init_fn: seeds torch, numpy and python in each worker from (seed, rank, id, epoch)."""
+
+    def __init__(self, seed: int, rank: int):
+        self.seed, self.rank, self.epoch = seed, rank, 0
+
+    def __call__(self, worker_id: int) -> None:
+        seed_all(derive_seed(self.seed, self.rank, worker_id, self.epoch, 0xA5))
+
+
+def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_workers: int,
+                 seeder: WorkerSeeder, drop_last: bool, pin_memory: bool = False) -> DataLoader:
+    """A loader that never draws from the global torch RNG (its own generator), so creating it
+    mid-run does not perturb the training randomness restored from a checkpoint."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=seeder,
+        generator=torch.Generator().manual_seed(derive_seed(seeder.seed, seeder.rank, 0x77)),
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
+def make_generated_imagefolder(root: str, num_classes: int = 4, train_per_class: int = 12,
+                               val_per_class: int = 6, size: int = 64, seed: int = 0) -> str:
+    """Write a small, learnable JPEG ImageFolder (train/ and val/) for tests and smoke runs.
+
+    Each class has its own colour pair and stripe orientation; images get random phase, stripe
+    period, shift and noise, so classes are separable but no two images are equal.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    palette = rng.uniform(30, 225, size=(num_classes, 2, 3))
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(num_classes):
+            folder = os.path.join(root, split, f"class_{c:02d}")
+            os.makedirs(folder, exist_ok=True)
+            angle = np.pi * c / num_classes
+            for i in range(per_class):
+                period = rng.uniform(6, 12)
+                phase = rng.uniform(0, 2 * np.pi)
+                coord = np.cos(angle) * xx + np.sin(angle) * yy
+                t = (0.5 + 0.5 * np.sin(2 * np.pi * coord / period + phase))[..., None]
+                img = t * palette[c, 0] + (1 - t) * palette[c, 1]
+                img += rng.normal(0, 12, size=img.shape)
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
+                    os.path.join(folder, f"img_{i:04d}.JPEG"), quality=90
+                )
+    return root

@@ -1,0 +1,115 @@
+"""torch.distributed set-up for `torchrun` launches, and the few collectives the engine needs.
+
+Without torchrun's environment (RANK/WORLD_SIZE) everything degrades to a single process, so the
+same code path serves a laptop, one GPU node and many nodes.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def get_local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0)) if is_initialized() else 0
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks this process's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"MODEL.DEVICE is {name!r} but CUDA is not available on this machine; "
+                "set MODEL.DEVICE cpu (or auto)."
+            )
+        if name == "cuda":
+            name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(torch.device(name))
+    elif name != "cpu":
+        raise ValueError(f"MODEL.DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}.")
+    return torch.device(name)
+
+
+def init_distributed(device: torch.device, timeout_min: int = 30) -> bool:
+    """Join the process group described by torchrun's env vars; NCCL for CUDA, gloo for CPU.
+
+    Returns True when running distributed. A no-op when already initialised or not under torchrun.
+    """
+    if is_initialized():
+        return True
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(
+        backend=backend,
+        timeout=datetime.timedelta(minutes=timeout_min),
+        device_id=device if device.type == "cuda" else None,
+    )
+    return True
+
+
+def barrier() -> None:
+    if is_initialized():
+        dist.barrier()
+
+
+def broadcast_module_state(module: torch.nn.Module, src: int = 0) -> None:
+    """Make every rank hold rank `src`'s parameters and buffers (queues, EMA copies, BN stats)."""
+    if not is_initialized():
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equally sized tensors from every rank along dim 0 (rank order)."""
+    if not is_initialized():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def all_gather_object(obj):
+    if not is_initialized():
+        return [obj]
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def backend_device(device: torch.device) -> torch.device:
+    """Where tensors for collectives must live: NCCL needs CUDA, gloo takes CPU tensors."""
+    return device if device.type == "cuda" else torch.device("cpu")

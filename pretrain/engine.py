@@ -1,0 +1,337 @@
+"""The pretraining loop: one process or many under torchrun, resumable to the iteration.
+
+`run_pretraining(cfg, resume)` builds data, method, optimizer and schedule from a config, trains,
+checkpoints (rank 0, atomic), logs (tqdm bar, TensorBoard, metrics.jsonl) and runs the kNN
+monitor, then returns the path of the final checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import time
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from . import build, checkpoint as ckpt_io, distributed as du
+from .config import validate
+from .data import (BadImageTracker, ResumableSampler, RobustImageFolder, WorkerSeeder, build_loader,
+                   derive_seed, seed_all)
+from .knn import knn_accuracy
+from .schedule import build_schedule
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None = fp32). An explicit choice the device cannot honour is an error."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if name == "fp32":
+        return None
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError("MODEL.PRECISION fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (cluster pre-emption): finish the step, checkpoint, exit cleanly."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        logger.warning("Received signal %d: will checkpoint and stop after this iteration.", signum)
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class _Metrics:
+    """Rank-0 sinks: TensorBoard and a JSON-lines file (one record per log period / epoch)."""
+
+    def __init__(self, cfg, enabled: bool):
+        self.enabled = enabled
+        self.writer = None
+        self.path = os.path.join(cfg.OUTPUT_DIR, "metrics.jsonl")
+        if enabled and cfg.LOG.TENSORBOARD:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(os.path.join(cfg.OUTPUT_DIR, "tb"))
+
+    def write(self, step: int, record: dict):
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"iteration": step, **record}) + "\n")
+        if self.writer is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.writer.add_scalar(k, v, step)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _scalars(out: dict) -> dict:
+    return {k: v.detach().float() for k, v in out.items()
+            if torch.is_tensor(v) and v.numel() == 1}
+
+
+def _knn_loaders(cfg, rank, world):
+    transform = build.build_eval_transform(cfg)
+    loaders = []
+    for split, n in ((cfg.DATA.TRAIN_SPLIT, cfg.KNN.TRAIN_SAMPLES), (cfg.DATA.VAL_SPLIT, cfg.KNN.VAL_SAMPLES)):
+        ds = RobustImageFolder(cfg.DATA.ROOT, split, transform, seed=cfg.SEED)
+        if n and n < len(ds):  # a fixed random subset, the same in every epoch and run
+            g = torch.Generator().manual_seed(derive_seed(cfg.SEED, 0xBEEF))
+            ds = torch.utils.data.Subset(ds, torch.randperm(len(ds), generator=g)[:n].tolist())
+        sampler = ResumableSampler(len(ds), world, rank, shuffle=False, pad=False)
+        loaders.append(build_loader(ds, max(cfg.KNN.IMS_PER_BATCH // world, 1), sampler,
+                                    cfg.DATA.NUM_WORKERS, WorkerSeeder(cfg.SEED, rank), drop_last=False))
+    return loaders
+
+
+def build_payload(cfg, method, optimizer, scheduler, scaler, epoch, iteration, rngs) -> dict:
+    state = {k: v.detach().cpu() for k, v in method.state_dict().items()}
+    return {
+        "format": ckpt_io.FORMAT,
+        "format_version": ckpt_io.FORMAT_VERSION,
+        "arch": cfg.MODEL.ARCH,
+        "width": _width(cfg.MODEL.WIDTH),
+        "method": cfg.MODEL.METHOD,
+        "model": state,
+        "model_ema": None,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": int(epoch),
+        "iteration": int(iteration),
+        "rng": {**rngs[0], "ranks": rngs},
+        "config": cfg.dump(),
+    }
+
+
+def run_pretraining(cfg, resume: str | None = None) -> str:
+    """Train per `cfg`; returns the path of the final checkpoint (OUTPUT_DIR/model_final.pth).
+
+    `resume`: None (fresh), "auto" (newest checkpoint in OUTPUT_DIR, fresh if none) or a path.
+    Runs distributed when torch.distributed is initialised (or when launched by torchrun).
+    """
+    validate(cfg)
+    device = du.resolve_device(cfg.MODEL.DEVICE)
+    du.init_distributed(device, cfg.DDP.TIMEOUT_MIN)
+    rank, world = du.get_rank(), du.get_world_size()
+    main = rank == 0
+    amp_dtype = resolve_precision(cfg.MODEL.PRECISION, device)
+
+    if cfg.SOLVER.IMS_PER_BATCH % world:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} is the global batch and must divide "
+            f"evenly over {world} processes."
+        )
+    batch = cfg.SOLVER.IMS_PER_BATCH // world
+    resume_path = ckpt_io.resolve_resume(resume, cfg.OUTPUT_DIR)
+    if main:
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        ckpt_io.atomic_write_text(cfg.dump(), os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        if resume_path is None and ckpt_io.find_latest(cfg.OUTPUT_DIR):
+            logger.warning("OUTPUT_DIR %s already holds checkpoints; starting afresh (use --resume auto "
+                           "to continue).", cfg.OUTPUT_DIR)
+
+    # data
+    dataset = RobustImageFolder(cfg.DATA.ROOT, cfg.DATA.TRAIN_SPLIT, build.build_train_transform(cfg), seed=cfg.SEED)
+    sampler = ResumableSampler(len(dataset), world, rank, shuffle=True, seed=cfg.SEED)
+    seeder = WorkerSeeder(cfg.SEED, rank)
+    loader = build_loader(dataset, batch, sampler, cfg.DATA.NUM_WORKERS, seeder, drop_last=True,
+                          pin_memory=cfg.DATA.PIN_MEMORY and device.type == "cuda")
+    iters_per_epoch = len(sampler) // batch
+    if iters_per_epoch == 0:
+        raise ValueError(
+            f"The train split has {len(dataset)} images, fewer than one global batch "
+            f"(SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}); lower the batch size."
+        )
+    if cfg.SOLVER.ITERS_PER_EPOCH > 0:
+        iters_per_epoch = min(iters_per_epoch, cfg.SOLVER.ITERS_PER_EPOCH)
+    total_iters = iters_per_epoch * cfg.SOLVER.EPOCHS
+    bad_images = BadImageTracker(len(dataset), cfg.DATA.MAX_BAD_IMAGES, cfg.DATA.MAX_BAD_FRACTION)
+
+    # model: identical initialisation on every rank, then per-rank training randomness
+    seed_all(cfg.SEED)
+    method = build.build_method(cfg, dataset_size=len(dataset), num_classes=len(dataset.classes)).to(device)
+    du.broadcast_module_state(method)
+    params = [p for p in method.parameters() if p.requires_grad]
+    schedule = build_schedule(cfg.SOLVER, cfg.SOLVER.IMS_PER_BATCH, iters_per_epoch)
+    optimizer = torch.optim.SGD(params, lr=schedule.base_lr, momentum=cfg.SOLVER.MOMENTUM,
+                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.multiplier)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    seed_all(derive_seed(cfg.SEED, rank, 0xC0DE))
+
+    start_iter = 0
+    if resume_path:
+        state = ckpt_io.load_checkpoint(resume_path)
+        method.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_iter = int(state["iteration"])
+        ranks = state["rng"].get("ranks") or [state["rng"]]
+        if len(ranks) == world:
+            ckpt_io.set_rng_state(ranks[rank])
+        else:
+            logger.warning("Checkpoint was written by %d processes, now %d: RNG streams are reseeded, "
+                           "so the run continues correctly but not bit-identically.", len(ranks), world)
+            seed_all(derive_seed(cfg.SEED, rank, start_iter))
+        if main:
+            logger.info("Resumed from %s at iteration %d (epoch %d).", resume_path, start_iter,
+                        start_iter // iters_per_epoch)
+        del state
+        if start_iter >= total_iters:
+            if os.path.basename(resume_path) == ckpt_io.FINAL_NAME:
+                return resume_path
+            return _finish(cfg, method, optimizer, scheduler, scaler, start_iter, iters_per_epoch, main)
+
+    model = method
+    if du.is_initialized():
+        model = DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False, find_unused_parameters=cfg.DDP.FIND_UNUSED_PARAMETERS)
+    model.train()
+
+    metrics = _Metrics(cfg, main)
+    knn_loaders = None
+    bar = None
+    if main and cfg.LOG.PROGRESS_BAR:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_iters, initial=start_iter, dynamic_ncols=True, desc=cfg.MODEL.METHOD)
+
+    iteration = start_iter
+    stop_at = cfg.SOLVER.STOP_ITER if cfg.SOLVER.STOP_ITER > 0 else total_iters
+    comm = du.backend_device(device)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    logger.info("Training %s: %d epochs x %d iterations, global batch %d (%d per process), lr %.4g",
+                cfg.MODEL.METHOD, cfg.SOLVER.EPOCHS, iters_per_epoch, cfg.SOLVER.IMS_PER_BATCH, batch,
+                schedule.base_lr)
+    try:
+        with _StopFlag() as stop_flag:
+            while iteration < min(stop_at, total_iters):
+                epoch, pos = divmod(iteration, iters_per_epoch)
+                sampler.set_epoch(epoch, start=pos * batch)
+                dataset.set_epoch(epoch)
+                seeder.epoch = epoch
+                data_iter = iter(loader)
+                t_data = time.perf_counter()
+                for _ in range(pos, iters_per_epoch):
+                    data = next(data_iter)
+                    data_time = time.perf_counter() - t_data
+                    bad_images.update(data.pop("bad", ()))
+                    data = {k: v.to(device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
+                    with autocast():
+                        out = model(data)
+                    loss = out["loss"]
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"Loss is {loss.item()} at iteration {iteration}; lower SOLVER.BASE_LR or "
+                            "use MODEL.PRECISION fp32.")
+                    lr = optimizer.param_groups[0]["lr"]
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    method.momentum_update()
+                    iteration += 1
+
+                    if iteration % cfg.LOG.PERIOD == 0 or iteration == stop_at:
+                        vals = _scalars(out)
+                        names = sorted(vals)
+                        stacked = torch.stack([vals[n] for n in names]).to(comm)
+                        du.all_reduce_sum(stacked)
+                        record = {n: float(v) / world for n, v in zip(names, stacked)}
+                        record.update(lr=lr, data_time=data_time, epoch=epoch)
+                        metrics.write(iteration, record)
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.4g}",
+                                            data=f"{data_time:.3f}s", epoch=epoch)
+                    if bar is not None:
+                        bar.update(1)
+
+                    stop = _agree(stop_flag.requested, comm)
+                    if iteration == stop_at or stop:
+                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+                        if iteration < total_iters:
+                            logger.info("Stopped at iteration %d; resume with --resume auto.", iteration)
+                            return os.path.join(cfg.OUTPUT_DIR, ckpt_io.checkpoint_name(iteration))
+                    elif cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0:
+                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+                    t_data = time.perf_counter()
+                del data_iter
+
+                # end of epoch: monitor and checkpoint
+                done = epoch + 1
+                if cfg.KNN.ENABLED and (done % cfg.KNN.PERIOD == 0 or done == cfg.SOLVER.EPOCHS):
+                    knn_loaders = knn_loaders or _knn_loaders(cfg, rank, world)
+                    acc = knn_accuracy(method.encoder, *knn_loaders, k=cfg.KNN.K,
+                                       temperature=cfg.KNN.TEMPERATURE, device=device)
+                    metrics.write(iteration, {"knn_top1": acc, "epoch": epoch})
+                    if main:
+                        logger.info("epoch %d: kNN top-1 %.2f%%", done, acc)
+                if iteration % iters_per_epoch == 0 and iteration < total_iters:
+                    _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+    finally:
+        if bar is not None:
+            bar.close()
+        metrics.close()
+    return _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+
+
+def _agree(flag: bool, comm) -> bool:
+    """True on every rank if any rank was asked to stop."""
+    if not du.is_initialized():
+        return flag
+    t = torch.tensor([float(flag)], device=comm)
+    du.all_reduce_sum(t)
+    return bool(t.item() > 0)
+
+
+def _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main, name=None):
+    rngs = du.all_gather_object(ckpt_io.rng_state())
+    if main:
+        path = os.path.join(cfg.OUTPUT_DIR, name or ckpt_io.checkpoint_name(iteration))
+        payload = build_payload(cfg, method, optimizer, scheduler, scaler, iteration // iters_per_epoch,
+                                iteration, rngs)
+        ckpt_io.atomic_torch_save(payload, path)
+        period = cfg.CHECKPOINT.PERIOD * iters_per_epoch
+        ckpt_io.prune(cfg.OUTPUT_DIR, lambda it: it == iteration or (period > 0 and it % period == 0))
+        logger.info("Saved %s", path)
+    du.barrier()
+
+
+def _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main) -> str:
+    _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main, name=ckpt_io.FINAL_NAME)
+    return os.path.join(cfg.OUTPUT_DIR, ckpt_io.FINAL_NAME)
+
+
+def _width(value) -> int | float:
+    value = 1 if value is None else value
+    return int(value) if float(value).is_integer() else float(value)

@@ -102,6 +102,32 @@ def voc_class_names(dirname):
     return tuple(sorted(found))
 
 
+# What Detectron2's VOC loader and evaluator read from every <object>.
+VOC_OBJECT_FIELDS = ("name", "pose", "truncated", "difficult", "bndbox")
+
+
+def _check_voc_annotation(dirname, split_file):
+    """Fail at registration, not after training, if the split's first XML lacks what is read."""
+    with open(split_file, encoding="utf-8") as f:
+        first = next((line.strip() for line in f if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{split_file} lists no image ids.")
+    for sub, ext in (("Annotations", ".xml"), ("JPEGImages", ".jpg")):
+        _require(os.path.join(dirname, sub, first + ext), f"{sub} file of image {first!r}",
+                 f"every id in {split_file} needs {sub}/<id>{ext}.")
+    path = os.path.join(dirname, "Annotations", first + ".xml")
+    root = ET.parse(path).getroot()
+    if root.find("size/width") is None or root.find("size/height") is None:
+        raise ValueError(f"{path} has no <size><width>/<height>; VOC annotations need them.")
+    for obj in root.iter("object"):
+        missing = [field for field in VOC_OBJECT_FIELDS if obj.find(field) is None]
+        if missing:
+            raise ValueError(
+                f"{path}: an <object> lacks {missing}; the VOC evaluator reads "
+                f"{list(VOC_OBJECT_FIELDS)} from each object (use <pose>Unspecified</pose>, "
+                "<truncated>0</truncated>, <difficult>0</difficult> when unknown).")
+
+
 def register_voc_folder(name, dirname, split, year=2007, class_names=None):
     """Register the ``split`` of a VOC-layout folder (Annotations/, ImageSets/Main/, JPEGImages/).
 
@@ -113,6 +139,7 @@ def register_voc_folder(name, dirname, split, year=2007, class_names=None):
     _require(dirname, "VOC folder", "pass the folder holding Annotations/, ImageSets/ and JPEGImages/.")
     split_file = os.path.join(dirname, "ImageSets", "Main", f"{split}.txt")
     _require(split_file, f"split list for {split!r}", "write the image ids of the split there, one per line.")
+    _check_voc_annotation(dirname, split_file)
     try:
         year = int(year)
     except (TypeError, ValueError):

@@ -132,3 +132,29 @@ def write_catalog(path, models: dict) -> str:
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
+
+
+def resnet18_pycontrast(seed: int = 0) -> tuple[bytes, dict]:
+    """A PyContrast-layout checkpoint of a torchvision ResNet-18 whose every tensor is random
+    (BN statistics included, so loaded weights cannot be mistaken for a fresh init).
+    Returns (file bytes, the torchvision state_dict it holds)."""
+    import torchvision
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):  # shapes only: skip the initialisation
+        state = torchvision.models.resnet18().state_dict()
+    tv = {}
+    for k, v in state.items():
+        if k.startswith("fc."):
+            continue
+        if k.endswith("num_batches_tracked"):
+            tv[k] = torch.tensor(1000, dtype=torch.long)
+            continue
+        t = torch.rand(v.shape, generator=g) + 0.5 if k.endswith("running_var") else torch.randn(v.shape, generator=g)
+        tv[k] = t
+    ckpt = {"model": {f"module.encoder.{k}": v for k, v in tv.items()}
+            | {"module.head.0.weight": torch.randn(128, 512, generator=g)},
+            "epoch": 200}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return buf.getvalue(), tv

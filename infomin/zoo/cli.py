@@ -106,7 +106,10 @@ def _show(entry: ZooEntry) -> None:
 
 
 def _config_hint(entry: ZooEntry) -> str:
-    opts = " ".join(f"{k} {json.dumps(v).replace(' ', '')}" for k, v in entry.detectron2_settings().items())
+    """Command-line config options (Python literals, as Detectron2's merge_from_list reads them)."""
+    def literal(v):
+        return v if isinstance(v, str) else repr(v).replace(" ", "")
+    opts = " ".join(f"{k} {literal(v)}" for k, v in entry.detectron2_settings().items())
     return f"use it with: MODEL.WEIGHTS infomin://{entry.name} {opts}"
 
 

@@ -1,7 +1,6 @@
 """`convert_checkpoint`: any supported SSL ResNet checkpoint -> Detectron2 model-zoo pickle."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .formats import read_backbone
@@ -31,7 +30,7 @@ def convert_checkpoint(src: str, dst: str, *, fmt: str | None = None, ema: bool 
             cast.add(str(tensor.dtype).replace("torch.", ""))
             tensor = tensor.float()
         renamed[key] = name
-        arrays[name] = np.ascontiguousarray(tensor.cpu().numpy())
+        arrays[name] = tensor.detach().cpu().contiguous().numpy()  # keeps 0-d shapes
     notes = _notes(arch, found.declared_arch, cast)
     write_zoo_pickle(arrays, dst)
     return ConversionSummary(src, dst, found.fmt, ema, found.source, arch, renamed,

@@ -1,0 +1,158 @@
+"""Converted weights load into real Detectron2 models and reproduce torchvision's features.
+
+Oracle: torchvision's own forward pass (layer1..layer4) and Detectron2's DetectionCheckpointer.
+Every backbone tensor is set to NaN before each load, so "no NaN afterwards" proves no backbone
+key was missed; the checkpointer's log must report no unexpected keys.
+"""
+import logging
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from infomin.convert import convert_checkpoint
+
+from _convert_helpers import VARIANTS, random_resnet, save_checkpoint, torchvision_features
+
+SIZE = 64  # small input keeps R-50 cheap; res5 is 2x2 here
+
+
+def d2_cfg(kind: str, depth: int):
+    """GeneralizedRCNN config with a torchvision-style ResNet (STRIDE_IN_1X1 False, BN, FREEZE_AT 0)."""
+    cfg = get_cfg()
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.RESNETS.DEPTH = depth
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64 if depth < 50 else 256
+    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
+    cfg.MODEL.RESNETS.NORM = "BN"
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    if kind == "fpn":
+        cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
+        cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+        cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
+        cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+        cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+        cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+        cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+        cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+    else:  # C4: Detectron2's stock Res5ROIHeads holds res5
+        cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]
+        cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+    return cfg
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def load_converted(model, prefixes, path):
+    """Poison the backbone, load `path` with DetectionCheckpointer, return its log messages."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.startswith(prefixes) and t.is_floating_point():
+                t.fill_(float("nan"))
+    checkpointer = DetectionCheckpointer(model)
+    records = _Records()
+    checkpointer.logger.addHandler(records)
+    try:
+        checkpointer.load(path)
+    finally:
+        checkpointer.logger.removeHandler(records)
+    poisoned = [n for n, t in model.state_dict().items()
+                if n.startswith(prefixes) and t.is_floating_point() and torch.isnan(t).any()]
+    assert not poisoned, f"backbone keys not loaded: {poisoned[:5]}"
+    unexpected = [m for m in records.messages if "not used by the model" in m]
+    assert not unexpected, unexpected
+    missing = "\n".join(m for m in records.messages if "not found in the checkpoint" in m)
+    for part in ("bottom_up", "stem", "res2", "res3", "res4", "res5"):
+        assert part not in missing, missing
+    assert not any("incompatible shapes" in m or "Shape of" in m for m in records.messages)
+    return records.messages
+
+
+def assert_close(got, want):
+    assert got.shape == want.shape
+    assert (got - want).abs().max().item() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    torch.manual_seed(1)
+    return torch.randn(2, 3, SIZE, SIZE)
+
+
+@pytest.fixture(scope="module")
+def r18(tmp_path_factory, inputs):
+    model = random_resnet("resnet18", seed=18)
+    return {"dir": tmp_path_factory.mktemp("r18"), "want": torchvision_features(model, inputs),
+            "model": model, "fpn": build_model(d2_cfg("fpn", 18)).eval()}
+
+
+@pytest.fixture(scope="module")
+def r50(tmp_path_factory, inputs):
+    model = random_resnet("resnet50", seed=50)
+    return {"dir": tmp_path_factory.mktemp("r50"), "want": torchvision_features(model, inputs),
+            "model": model, "fpn": build_model(d2_cfg("fpn", 50)).eval(),
+            "c4": build_model(d2_cfg("c4", 50)).eval()}
+
+
+def convert_variant(setup, variant):
+    src, dst = setup["dir"] / f"{variant}.pth", setup["dir"] / f"{variant}.pkl"
+    fmt, ema = save_checkpoint(setup["model"], variant, src)
+    auto = convert_checkpoint(str(src), str(dst), ema=ema)  # format detected
+    assert auto.fmt == fmt
+    return auto, str(dst)
+
+
+def check_fpn(model, path, inputs, want):
+    load_converted(model, ("backbone.bottom_up.",), path)
+    with torch.no_grad():
+        got = model.backbone.bottom_up(inputs)
+    for name in ("res2", "res3", "res4", "res5"):
+        assert_close(got[name], want[name])
+
+
+def check_c4(model, path, inputs, want):
+    load_converted(model, ("backbone.", "roi_heads.res5."), path)
+    with torch.no_grad():
+        res4 = model.backbone(inputs)["res4"]
+        res5 = model.roi_heads.res5(res4)
+    assert_close(res4, want["res4"])
+    assert_close(res5, want["res5"])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_resnet18_every_format_loads_into_fpn(r18, inputs, variant):
+    summary, path = convert_variant(r18, variant)
+    assert summary.arch.name == "resnet18" and summary.converted == 20 + 20 * 5 + 0  # 20 convs, 20 BNs
+    settings = summary.detectron2_settings
+    assert settings["MODEL.RESNETS.DEPTH"] == 18 and settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64
+    check_fpn(r18["fpn"], path, inputs, r18["want"])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_resnet50_every_format_loads_into_fpn_and_c4(r50, inputs, variant):
+    summary, path = convert_variant(r50, variant)
+    assert summary.arch.name == "resnet50" and summary.converted == 318  # 53 convs + 53 BNs x 5
+    settings = summary.detectron2_settings
+    assert settings["MODEL.RESNETS.DEPTH"] == 50 and settings["MODEL.RESNETS.STRIDE_IN_1X1"] is False
+    check_fpn(r50["fpn"], path, inputs, r50["want"])
+    check_c4(r50["c4"], path, inputs, r50["want"])
+
+
+def test_printed_settings_are_valid_detectron2_opts(r18, inputs):
+    summary, _ = convert_variant(r18, "torchvision")
+    cfg = get_cfg()
+    cfg.merge_from_list(summary.detectron2_opts())
+    assert cfg.INPUT.FORMAT == "RGB" and cfg.MODEL.RESNETS.STRIDE_IN_1X1 is False
+    assert list(cfg.MODEL.PIXEL_MEAN) == [123.675, 116.28, 103.53]
+    assert list(cfg.MODEL.PIXEL_STD) == [58.395, 57.12, 57.375]
+    assert cfg.MODEL.RESNETS.DEPTH == 18 and cfg.MODEL.RESNETS.RES2_OUT_CHANNELS == 64

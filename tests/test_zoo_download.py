@@ -161,7 +161,7 @@ def test_trust_on_first_use_pins_then_refuses_a_changed_file(zoo, server, no_unp
     assert not path.exists()  # deleted, pin kept
 
     server.httpd.files["/tofu.pth"] = OTHER  # the publisher's copy changes
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match="delete the pin tofu.pth.sha256"):
         fetch(e, cache, **FAST)
     assert not path.exists() and pin_path(path).read_text().strip() == sha256(GOOD)
 

@@ -131,15 +131,21 @@ def check_file(entry: ZooEntry, path: Path, pinned: str | None) -> str:
     decide what may be deleted.
     """
     sha, md5 = file_digests(path)
-    expected = entry.sha256 or pinned
     if entry.md5_prefix and not md5.startswith(entry.md5_prefix):
         raise ChecksumError(
             f"{entry.name}: {path} has md5 {md5}, but the publisher's md5 starts with "
             f"{entry.md5_prefix}"
         )
-    if expected and sha != expected:
-        why = "the catalogue's" if entry.sha256 else "the sha256 pinned at first download"
-        raise ChecksumError(f"{entry.name}: {path} has sha256 {sha}, expected {why} {expected}")
+    if entry.sha256 and sha != entry.sha256:
+        raise ChecksumError(f"{entry.name}: {path} has sha256 {sha}, but the catalogue "
+                            f"says {entry.sha256}")
+    if not entry.sha256 and pinned and sha != pinned:
+        raise ChecksumError(
+            f"{entry.name}: {path} has sha256 {sha}, but the copy first downloaded had {pinned} "
+            f"(the publisher gives no checksum; that one was pinned). If the publisher has really "
+            f"replaced the file and you trust the new one, delete the pin {entry.filename}.sha256 in "
+            f"{path.parent}"
+        )
     if not _looks_like_checkpoint(path):
         raise ChecksumError(
             f"{entry.name}: {path} is not a torch checkpoint (neither a zip nor a pickle); "
@@ -148,16 +154,21 @@ def check_file(entry: ZooEntry, path: Path, pinned: str | None) -> str:
     return sha
 
 
+def _pin(entry: ZooEntry, final: Path, sha: str, pinned: str | None) -> None:
+    """Record the verified sha256 beside the checkpoint (the pin later copies must match)."""
+    if pinned == sha:
+        return
+    if not entry.sha256:
+        logger.warning("%s: the publisher gives no checksum; pinned sha256 %s in %s (trust on "
+                       "first use: later copies must match it)", entry.name, sha, pin_path(final))
+    write_text_atomic(pin_path(final), sha + "\n")
+
+
 def _install(entry: ZooEntry, candidate: Path, final: Path) -> Path:
     """Verify `candidate` (in final's folder), pin its sha256, then move it to `final`."""
-    sha = check_file(entry, candidate, read_pin(final))
-    if not entry.sha256 and read_pin(final) is None:
-        logger.warning(
-            "%s: the publisher gives no sha256; pinned %s at first use in %s. Later copies must "
-            "match it.", entry.name, sha, pin_path(final),
-        )
-    if read_pin(final) != sha:
-        write_text_atomic(pin_path(final), sha + "\n")
+    pinned = read_pin(final)
+    sha = check_file(entry, candidate, pinned)
+    _pin(entry, final, sha, pinned)
     os.replace(candidate, final)
     return final
 
@@ -169,15 +180,8 @@ def _verify_cached(entry: ZooEntry, final: Path) -> Path:
         sha = check_file(entry, final, pinned)
     except ChecksumError as e:
         final.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"{e}. The cached file was deleted; run the download again. If the publisher has "
-            f"really replaced the file and you trust the new one, delete {pin_path(final)} too."
-        ) from None
-    if pinned != sha:
-        if not entry.sha256:
-            logger.warning("%s: no publisher sha256; pinned %s for %s (trust on first use)",
-                           entry.name, sha, final)
-        write_text_atomic(pin_path(final), sha + "\n")
+        raise ChecksumError(f"{e}. The cached file was deleted; run the download again.") from None
+    _pin(entry, final, sha, pinned)
     return final
 
 

@@ -39,10 +39,10 @@ class Queue(nn.Module):
                 f"keys must have shape [N, {self.queue.shape[1]}], got {tuple(keys.shape)}"
             )
         n, size = keys.shape[0], self.size
-        start = int(self.ptr)
+        start = self.ptr  # a device tensor: no host sync per step
         if n > size:
             start = (start + n - size) % size
             keys, n = keys[-size:], size
         index = (start + torch.arange(n, device=self.queue.device)) % size
         self.queue.index_copy_(0, index, keys.detach().to(self.queue.dtype))
-        self.ptr.fill_((start + n) % size)
+        self.ptr.copy_((start + n) % size)

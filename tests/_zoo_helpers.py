@@ -31,6 +31,12 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
+        if self.path in srv.redirects:  # like Dropbox's ?dl=1 links: 302 to the content host
+            self.send_response(302)
+            self.send_header("Location", srv.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = srv.files.get(self.path)
         if body is None:
             self.send_error(404, "Not Found")
@@ -75,6 +81,7 @@ class ZooServer:
         self.httpd.requests = []
         self.httpd.cut_next = set()
         self.httpd.honour_range = True
+        self.httpd.redirects = {}
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 

@@ -100,6 +100,18 @@ def test_cut_transfer_is_retried_within_one_call(zoo, server):
     assert [r for _, r in server.requests] == [None, f"bytes={len(GOOD) // 2}-"]
 
 
+def test_resume_survives_a_redirect(zoo, server, tmp_path):
+    entries, cache = zoo
+    server.httpd.redirects["/dl.pth"] = "/cut.pth"
+    server.httpd.cut_next.add("/cut.pth")
+    cat = write_catalog(tmp_path / "redirect.yaml", {
+        "redirected": entry("r.pth", [server.url("/dl.pth")], sha=sha256(GOOD))})
+    e = get_entry("redirected", cat)
+    assert fetch(e, cache, retries=1, **FAST).read_bytes() == GOOD
+    ranges = [r for path, r in server.requests if path == "/cut.pth"]
+    assert ranges == [None, f"bytes={len(GOOD) // 2}-"]  # the Range header followed the redirect
+
+
 def test_server_that_ignores_range_restarts_cleanly(zoo, server):
     entries, cache = zoo
     e = entries["good"]

@@ -44,6 +44,7 @@ def test_explicit_settings_are_never_overridden():
         ("MoCo", {"temperature": -1.0}, ValueError, "temperature"),
         ("MoCo", {"queue_size": 0}, ValueError, "queue_size"),
         ("MoCo", {"nce_k": 5}, TypeError, "unknown setting"),
+        ("PIRL", {"shuffle_bn": True}, ValueError, "does not use shuffle_bn"),
         ("InsDis", {"dataset_size": None}, ValueError, "dataset_size"),
         ("Supervised", {"num_classes": None}, ValueError, "num_classes"),
         ("Supervised", {"temperature": 0.2}, ValueError, "does not use temperature"),

@@ -19,7 +19,7 @@ from infomin.models import ARCHS, HEADS
 
 _BACKBONE = {"arch": "resnet50", "width": 1}
 _SHARED = {**_BACKBONE, "feat_dim": 128, "queue_size": 65536, "beta": 0.5}
-_BANK = {**_SHARED, "momentum": 0.5, "shuffle_bn": False}
+_BANK = {**_SHARED, "momentum": 0.5}  # no key encoder, so no shuffle_bn
 _MOCO = {**_SHARED, "momentum": 0.999, "shuffle_bn": True}
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {

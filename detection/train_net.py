@@ -97,7 +97,9 @@ def _is_pretraining_checkpoint(path):
     model = obj.get("model", obj.get("state_dict"))
     if not isinstance(model, dict):
         return False
-    prefixes = ("module.", "encoder.", "encoder_q.", "backbone.", "layer1.", "conv1.")
+    # torchvision ResNet names under the SSL repositories' prefixes; Detectron2's own checkpoints
+    # use backbone.(bottom_up.)stem/res* and are not matched
+    prefixes = ("module.", "encoder.", "encoder_q.", "backbone.layer", "backbone.conv1", "layer1.", "conv1.")
     return any(str(key).startswith(prefixes) for key in model)
 
 

@@ -69,9 +69,12 @@ def _bbox(poly):
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def make_detection_data(root, n_train=4, n_test=2, seed=0):
+def make_detection_data(root, n_train=4, n_test=2, seed=0, coco_categories=False):
     """Write the scenes under ``root`` as ``coco/`` (train2017/val2017 + annotations) and
-    ``VOC2007/`` (trainval/test): the layout Detectron2's builtin names expect. Returns paths."""
+    ``VOC2007/`` (trainval/test): the layout Detectron2's builtin names expect. Returns paths.
+
+    ``coco_categories`` lists COCO's 80 categories in the json (the objects then count as COCO's
+    ids 1 and 3, "person" and "car"), as the builtin ``coco_2017_*`` names require."""
     rng = np.random.default_rng(seed)
     coco = os.path.join(root, "coco")
     voc = os.path.join(root, "VOC2007")
@@ -80,6 +83,11 @@ def make_detection_data(root, n_train=4, n_test=2, seed=0):
     for sub in ("Annotations", "JPEGImages", os.path.join("ImageSets", "Main")):
         os.makedirs(os.path.join(voc, sub), exist_ok=True)
     categories = [{"id": COCO_IDS[c], "name": c, "supercategory": "shape"} for c in CLASSES]
+    if coco_categories:
+        from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
+
+        categories = [{"id": c["id"], "name": c["name"], "supercategory": "thing"}
+                      for c in COCO_CATEGORIES if c["isthing"]]
     splits = {"train2017": ("trainval", n_train), "val2017": ("test", n_test)}
     index, ann_id = 0, 1
     for coco_split, (voc_split, count) in splits.items():

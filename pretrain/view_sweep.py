@@ -1,0 +1,239 @@
+"""Sweep one view knob and plot linear accuracy against I_NCE (the paper's reverse-U, Fig. 5).
+
+For each knob value:
+
+* augmentation knobs (``crop_min``, ``jitter_strength``, ``blur_prob``, ``ra_magnitude``): brief
+  pretraining with the engine (``run_pretraining``) on views with that value, its linear probe
+  (``run_linear_eval``), and I_NCE between two views of the policy from ``infomin.mi`` (a fresh
+  critic, the same budget and K for every value, held-out images = the val split);
+* ``color_split`` (values are colour spaces, e.g. ``RGB,Lab,YDbDr``): views are channel 1 vs
+  channels 2-3 of that space, which a one-encoder method cannot take, so a fresh two-stream
+  contrastive encoder is trained on them, measured and linear-probed exactly as
+  ``infomin-learn-views`` evaluates a raw split.
+
+Each finished point is written atomically to ``OUT/points/<knob>=<value>.json``; a rerun skips
+finished points and resumes the engine from a point's own checkpoints. ``OUT/sweep.csv`` and
+``OUT/sweep.png`` are rewritten after every point.
+
+    infomin-view-sweep --config-file configs/views/sweep_crop_min_moco_R50_100ep.yaml \\
+        --knob crop_min --values 0.08,0.2,0.4,0.6,0.8 --output-dir out/crop_sweep
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from infomin import mi
+
+__all__ = ["KNOBS", "ENGINE_KNOBS", "parse_values", "sweep", "write_outputs", "main"]
+
+ENGINE_KNOBS = {"crop_min": "VIEWS.CROP_MIN", "jitter_strength": "VIEWS.JITTER_STRENGTH",
+                "blur_prob": "VIEWS.BLUR_PROB", "ra_magnitude": "VIEWS.RA_MAGNITUDE"}
+KNOBS = (*ENGINE_KNOBS, "color_split")
+
+
+def parse_values(knob: str, text: str) -> list:
+    if knob not in KNOBS:
+        raise ValueError(f"unknown knob {knob!r}: choose one of {', '.join(KNOBS)}")
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if not items:
+        raise ValueError("--values needs at least one comma-separated value")
+    if knob == "color_split":
+        return items
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise ValueError(f"--values for {knob} must be numbers, got {text!r}") from None
+
+
+def _point_name(knob, value) -> str:
+    return f"{knob}={value}"
+
+
+def _atomic_text(path: Path, text: str):
+    from infomin.pretrain.learn_views import _write_text
+
+    _write_text(path, text)
+
+
+def _default_root(out: Path, seed: int) -> str:
+    from infomin.datasets.builtin import generate
+
+    return str(Path(generate(out / "builtin_data", seed=seed, progress=False).imagefolder_train).parent)
+
+
+def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
+    from torchvision.datasets import ImageFolder
+
+    from infomin.pretrain import build
+    from infomin.pretrain.config import load_cfg
+    from infomin.pretrain.engine import run_pretraining
+    from infomin.pretrain.linear_eval import run_linear_eval
+
+    opts = list(args.opts) + [ENGINE_KNOBS[knob], str(value), "OUTPUT_DIR", str(point_dir),
+                              "DATA.ROOT", root]
+    cfg = load_cfg(args.config_file, opts)
+    ckpt = run_pretraining(cfg, resume="auto")
+    linear = run_linear_eval(cfg, ckpt, resume="auto")
+    mi_cfg = cfg.clone()
+    mi_cfg.defrost()
+    mi_cfg.VIEWS.JIGSAW = False  # the I_NCE is between the two views; tiles are not needed
+    pair_tf = build.build_train_transform(mi_cfg)
+    split = lambda name: ImageFolder(os.path.join(root, name))
+    train, held = mi.image_pair_loaders(split(cfg.DATA.TRAIN_SPLIT), pair_tf, batch_size=args.mi_batch,
+                                        heldout_dataset=split(cfg.DATA.VAL_SPLIT), seed=cfg.SEED,
+                                        num_workers=cfg.DATA.NUM_WORKERS)
+    return {"accuracy": float(linear["top1"]), **_estimate(args, train, held, 3, cfg.SEED)}
+
+
+def _estimate(args, train, held, in_channels, seed) -> dict:
+    torch.manual_seed(seed)
+    critic = mi.image_critic(in_channels, arch=args.mi_arch, width=args.mi_width,
+                             temperature=args.mi_temperature)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", mi.MICeilingWarning)
+        est = mi.estimate_mi(train, held, critic, device=args.device,
+                             budget=mi.MIBudget(steps=args.mi_steps, lr=args.mi_lr,
+                                                eval_batches=args.mi_eval_batches, seed=seed))
+    for w in caught:
+        print(f"warning: {w.message}")
+    return {"i_nce": est.value, "i_nce_std": est.std, "k": est.k, "log_k": est.log_k,
+            "near_ceiling": est.near_ceiling, "critic_steps": args.mi_steps}
+
+
+def _color_point(args, space, point_dir: Path, root: str) -> dict:
+    from infomin.pretrain import learn_views as lv
+
+    cfg = lv.load_cfg(args.color_config or None, list(args.opts) + [
+        "DATA.ROOT", root, "DATA.FORMAT", "imagefolder", "DATA.COLOR_SPACE", space,
+        "OUTPUT_DIR", str(point_dir), "EVAL.STEPS", str(args.mi_steps), "EVAL.ARCH", args.mi_arch,
+        "EVAL.WIDTH", str(args.mi_width), "EVAL.TEMPERATURE", str(args.mi_temperature),
+        "EVAL.LR", str(args.mi_lr), "EVAL.EVAL_BATCHES", str(args.mi_eval_batches),
+        "EVAL.BATCH_SIZE", str(args.mi_batch), "DEVICE", args.device])
+    data = lv.build_data(cfg)
+    standardize = lv.Standardize.measure(data.unlabeled, cfg.DATA.STAT_IMAGES, cfg.SEED)
+    r = lv.evaluate_views(None, standardize.to(args.device), data, cfg, args.device)
+    return {**r, "critic_steps": args.mi_steps}
+
+
+def _settings(args) -> dict:
+    """What a finished point depends on besides its value; a resumed sweep must match it."""
+    keep = ("config_file", "color_config", "data", "seed", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
+            "mi_width", "mi_temperature", "mi_eval_batches")
+    return {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
+
+
+def sweep(args) -> list[dict]:
+    """Run (or resume) every point; returns the rows in value order."""
+    out = Path(args.output_dir)
+    values = parse_values(args.knob, args.values)
+    root = args.data or _default_root(out, args.seed)
+    settings = _settings(args)
+    rows = []
+    for value in values:
+        name = _point_name(args.knob, value)
+        done = out / "points" / f"{name}.json"
+        if done.is_file():
+            row = json.loads(done.read_text())
+            if row.get("settings") != settings:
+                raise ValueError(
+                    f"{done} was made with other settings ({row.get('settings')}), not {settings}; "
+                    "use another --output-dir, or delete that file to recompute the point")
+            print(f"[{name}] done earlier: I_NCE {row['i_nce']:.3f}, top-1 {row['accuracy']:.2f}%")
+        else:
+            print(f"[{name}] pretraining, linear probe and I_NCE ...")
+            point_dir = out / name
+            if args.knob == "color_split":
+                result = _color_point(args, value, point_dir, root)
+            else:
+                result = _engine_point(args, args.knob, value, point_dir, root)
+            row = {"knob": args.knob, "value": value, **result, "settings": settings}
+            _atomic_text(done, json.dumps(row, indent=1))
+        rows.append(row)
+        write_outputs(rows, out, args.knob)
+    return rows
+
+
+CSV_FIELDS = ("knob", "value", "i_nce", "i_nce_std", "k", "log_k", "near_ceiling", "accuracy", "critic_steps")
+
+
+def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
+    """sweep.csv and sweep.png (accuracy vs I_NCE, points labelled with the knob value)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_text(out / "sweep.csv", buf.getvalue())
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from infomin.pretrain.learn_views import _atomic_write
+
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    xs, ys = [r["i_nce"] for r in rows], [r["accuracy"] for r in rows]
+    ax.plot(xs, ys, "-", color="0.7", zorder=1)
+    ax.errorbar(xs, ys, xerr=[r["i_nce_std"] for r in rows], fmt="o", capsize=3, zorder=2)
+    for r in rows:
+        ax.annotate(f"{r['value']}", (r["i_nce"], r["accuracy"]), textcoords="offset points", xytext=(5, 5))
+    k = rows[0].get("k")
+    ax.set_xlabel(f"I_NCE between views (nats, K={k})" if k else "I_NCE between views (nats)")
+    ax.set_ylabel("linear-probe top-1 (%)")
+    ax.set_title(f"view sweep over {knob}")
+    fig.tight_layout()
+    _atomic_write(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="infomin-view-sweep", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", default="",
+                   help="pretraining config (configs/pretrain/ or configs/views/) for the engine knobs")
+    p.add_argument("--color-config", default="", help="learn-views config for --knob color_split")
+    p.add_argument("--knob", required=True, choices=KNOBS)
+    p.add_argument("--values", required=True, help="comma-separated, e.g. 0.08,0.2,0.4 or RGB,Lab,YDbDr")
+    p.add_argument("--output-dir", default="output/view_sweep")
+    p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g = p.add_argument_group("I_NCE critic (identical for every value)")
+    g.add_argument("--mi-steps", type=int, default=300)
+    g.add_argument("--mi-batch", type=int, default=64, help="in-batch K")
+    g.add_argument("--mi-lr", type=float, default=1e-3)
+    g.add_argument("--mi-arch", default="resnet18")
+    g.add_argument("--mi-width", type=float, default=0.25)
+    g.add_argument("--mi-temperature", type=float, default=0.1)
+    g.add_argument("--mi-eval-batches", type=int, default=10)
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides of the config")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    try:
+        parse_values(args.knob, args.values)
+        if args.knob != "color_split" and not args.config_file:
+            raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
+                             "(e.g. configs/views/sweep_crop_min_tiny.yaml)")
+        if args.data and not os.path.isdir(os.path.join(args.data, "train")):
+            raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
+    except ValueError as err:
+        p.error(str(err))
+    rows = sweep(args)
+    print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

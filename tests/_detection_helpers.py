@@ -17,13 +17,16 @@ COCO_IDS = {"square": 1, "disc": 3}  # not contiguous on purpose: Detectron2 mus
 HEIGHT, WIDTH = 96, 128
 
 # Keeps head structure (FPN levels, 4conv1fc box head, mask head, ExtraNorm) but tiny widths.
-TINY_MODEL = [
-    "MODEL.DEVICE", "cpu",
+TINY_RESNET = [  # bottleneck ResNets only: R-18/34 require RES2_OUT_CHANNELS 64
     "MODEL.RESNETS.WIDTH_PER_GROUP", "8", "MODEL.RESNETS.RES2_OUT_CHANNELS", "32",
-    "MODEL.RESNETS.STEM_OUT_CHANNELS", "16", "MODEL.FPN.OUT_CHANNELS", "32",
+    "MODEL.RESNETS.STEM_OUT_CHANNELS", "16",
+]
+TINY_HEADS = [
+    "MODEL.DEVICE", "cpu", "MODEL.FPN.OUT_CHANNELS", "32",
     "MODEL.ROI_BOX_HEAD.CONV_DIM", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
     "MODEL.ROI_MASK_HEAD.CONV_DIM", "32",
 ]
+TINY_MODEL = TINY_HEADS + TINY_RESNET
 # A few cheap iterations on 96x128 images, PreciseBN kept on but over one batch.
 TINY_RUN = [
     "INPUT.MIN_SIZE_TRAIN", f"({HEIGHT},)", "INPUT.MAX_SIZE_TRAIN", str(WIDTH),

@@ -8,17 +8,40 @@ import os
 
 import pytest
 import torch
+import yaml
 from detectron2.config import get_cfg
+from detectron2.layers import get_norm
 from detectron2.modeling import build_model
 
 from infomin.detection import Res5ROIHeadsExtraNorm
-from _detection_helpers import TINY_MODEL
+from _detection_helpers import TINY_HEADS, TINY_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOT_DETECTRON2 = ("pretrain", "views")  # configs/<these>/ hold the pretraining engine's configs
+
+
+def _base_root(path):
+    """The file a config's _BASE_ chain starts from."""
+    while True:
+        with open(path) as f:
+            base = yaml.safe_load(f).get("_BASE_")
+        if not base:
+            return path
+        path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+
+
+def _is_detectron2_config(path):
+    top = os.path.relpath(_base_root(path), os.path.join(ROOT, "configs")).split(os.sep)[0]
+    return top not in NOT_DETECTRON2
+
+
 CONFIGS = sorted(
     os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
-    if os.path.relpath(p, os.path.join(ROOT, "configs")).split(os.sep)[0] not in ("pretrain", "views")
+    if _is_detectron2_config(p)
 )
+# the transfer protocols (configs/coco, configs/voc); other Detectron2 configs (e.g. the demo's)
+# only have to build
+PROTOCOLS = [p for p in CONFIGS if p.split(os.sep)[1] in ("coco", "voc")]
 TORCHVISION_MEAN = [123.675, 116.280, 103.530]
 TORCHVISION_STD = [58.395, 57.120, 57.375]
 
@@ -46,18 +69,18 @@ def test_configs_found():
 @pytest.mark.parametrize("path", CONFIGS)
 def test_config_builds_its_model(path):
     cfg = load(path)
-    cfg.merge_from_list(TINY_MODEL)
+    cfg.merge_from_list(TINY_MODEL if cfg.MODEL.RESNETS.DEPTH >= 50 else TINY_HEADS)
     model = build_model(cfg)
     assert model.device == torch.device("cpu")
     if cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeadsExtraNorm":
         assert isinstance(model.roi_heads, Res5ROIHeadsExtraNorm)
-        assert isinstance(model.roi_heads.res5.norm, torch.nn.SyncBatchNorm)
+        assert type(model.roi_heads.res5.norm) is type(get_norm(cfg.MODEL.RESNETS.NORM, 8))
     assert model.roi_heads.mask_on == cfg.MODEL.MASK_ON
     # fine-tuned end to end: nothing frozen
     assert all(p.requires_grad for p in model.parameters())
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.count(os.sep) >= 2])  # not the _BASE_ files
+@pytest.mark.parametrize("path", PROTOCOLS)
 def test_protocol_values(path):
     cfg = load(path)
     name = os.path.basename(path)
@@ -92,3 +115,10 @@ def test_protocol_values(path):
     else:
         assert (cfg.MODEL.ROI_BOX_HEAD.NUM_CONV, cfg.MODEL.ROI_BOX_HEAD.NUM_FC) == (4, 1)
         assert cfg.MODEL.FPN.NORM == cfg.MODEL.ROI_BOX_HEAD.NORM == cfg.MODEL.ROI_MASK_HEAD.NORM == "SyncBN"
+
+
+def test_readme_lists_every_protocol():
+    readme = open(os.path.join(ROOT, "configs", "README.md")).read()
+    for path in PROTOCOLS:
+        stem = os.path.basename(path).rsplit("_", 1)[0]
+        assert f"`{os.path.basename(os.path.dirname(path))}/{stem}_*`" in readme, path

@@ -99,4 +99,5 @@ def _worker(rank, port):
 
 
 def test_two_gloo_processes():
-    mp.spawn(_worker, args=(free_port(),), nprocs=2, join=True)
+    # fork: the children reuse this process's imports (spawn costs ~10 s of imports each)
+    mp.start_processes(_worker, args=(free_port(),), nprocs=2, join=True, start_method="fork")

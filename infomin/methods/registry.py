@@ -107,12 +107,13 @@ def _validate(name: str, s: dict[str, Any], given: dict[str, Any]) -> None:
             raise ValueError(f"{key} must be a positive int, got {s[key]!r}")
     if not (isinstance(s["temperature"], (int, float)) and s["temperature"] > 0):
         raise ValueError(f"temperature must be a positive number, got {s['temperature']!r}")
-    upper_ok = s["momentum"] <= 1 if _FAMILY[name][0] is MoCoMethod else s["momentum"] < 1
-    if not (isinstance(s["momentum"], (int, float)) and 0 <= s["momentum"] and upper_ok):
-        raise ValueError(f"momentum must lie in [0, 1] (EMA) or [0, 1) (memory bank), got {s['momentum']!r}")
-    if not 0 <= s["beta"] <= 1:
+    bank = _FAMILY[name][0] is MemoryBankMethod
+    m = s["momentum"]
+    if not (isinstance(m, (int, float)) and 0 <= m and (m < 1 if bank else m <= 1)):
+        raise ValueError(f"momentum must lie in [0, 1] (EMA) or [0, 1) (memory bank), got {m!r}")
+    if not (isinstance(s["beta"], (int, float)) and 0 <= s["beta"] <= 1):
         raise ValueError(f"beta must lie in [0, 1], got {s['beta']!r}")
-    if _FAMILY[name][0] is MemoryBankMethod:
+    if bank:
         n = given.get("dataset_size")
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(

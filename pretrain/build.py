@@ -73,8 +73,8 @@ def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:
 
 
 def build_train_transform(cfg):
-    """The pretraining views: two views (+ jigsaw) of VIEWS.*, or one crop when the method's view
-    policy is None (Supervised)."""
+    """The pretraining views: two views (+ jigsaw) of VIEWS.*, one view for methods whose positive
+    is a memory-bank entry, or a plain crop when the method has no view policy (Supervised)."""
     policy = view_setting(cfg, "policy")
     crop_min = view_setting(cfg, "crop_min")
     if policy is None:
@@ -82,16 +82,22 @@ def build_train_transform(cfg):
     from infomin.views import build_multiview_transform
 
     overrides = {kw: cfg.VIEWS[key] for key, kw in _VIEW_OVERRIDES.items() if cfg.VIEWS[key] is not None}
-    color_space = view_setting(cfg, "color_space")
-    if color_space is not None:
-        overrides["color_space"] = color_space
+    overrides.update(_color_kwargs(cfg))
+    two_views = method_views(cfg.MODEL.METHOD).get("two_views", True)
     return build_multiview_transform(
         policy=policy,
         image_size=cfg.VIEWS.IMAGE_SIZE,
         crop_min=crop_min,
-        jigsaw=uses_jigsaw(cfg),
+        jigsaw=_jigsaw_spec(cfg) if uses_jigsaw(cfg) else False,
+        views=2 if two_views else 1,
         **overrides,
     )
+
+
+def _jigsaw_spec(cfg):
+    from infomin.views import JigsawSpec
+
+    return JigsawSpec(crop_size=cfg.VIEWS.JIGSAW_CROP, tile=cfg.VIEWS.JIGSAW_TILE)
 
 
 class _AsViews:
@@ -121,19 +127,9 @@ def build_eval_transform(cfg):
 
 
 def build_crop_transform(cfg, crop_min: float, randaugment: bool = False):
-    """RandomResizedCrop(scale=(crop_min, 1)) + flip [+ RandAugment rand-n2-m10-mstd0.5], then the
-    eval transform at the crop size (a no-op resize/crop) for colour space and normalisation:
-    the reference's linear-training and supervised augmentation."""
-    from torchvision import transforms as T
+    """RandomResizedCrop(crop_min..1) + flip [+ RandAugment rand-n2-m10-mstd0.5] + normalise:
+    the reference's linear-training augmentation, also used for supervised pretraining."""
+    from infomin.views import build_linear_train_transform
 
-    from infomin.views import build_eval_transform as _build
-
-    size = cfg.VIEWS.IMAGE_SIZE
-    steps = [T.RandomResizedCrop(size, scale=(crop_min, 1.0)), T.RandomHorizontalFlip()]
-    if randaugment:
-        from infomin.views.randaugment import build_randaugment
-
-        ops = "cmc" if view_setting(cfg, "color_space") not in (None, "RGB") else "rgb"
-        steps.append(build_randaugment("rand-n2-m10-mstd0.5", ops=ops, image_size=size))
-    steps.append(_build(image_size=size, resize=size, **_color_kwargs(cfg)))
-    return T.Compose(steps)
+    return build_linear_train_transform(randaugment=randaugment, image_size=cfg.VIEWS.IMAGE_SIZE,
+                                        crop_min=crop_min, **_color_kwargs(cfg))

@@ -111,6 +111,8 @@ def get_cfg() -> CfgNode:
     C.VIEWS.RA_MAGNITUDE = None
     C.VIEWS.COLOR_SPACE = None
     C.VIEWS.JIGSAW = None  # None = follow the method's jigsaw setting
+    C.VIEWS.JIGSAW_CROP = 255  # jigsaw: RandomResizedCrop size, cut into a 3x3 grid ...
+    C.VIEWS.JIGSAW_TILE = 64  # ... of tiles this big (each jittered inside its cell)
     C.VIEWS.EVAL_RESIZE = 0  # 0 = IMAGE_SIZE * 256 / 224
 
     C.SOLVER = CfgNode()

@@ -116,17 +116,18 @@ class RobustImageFolder(ImageFolder):
             i = (index + attempt) % len(self.samples)
             path, label = self.samples[i]
             try:
-                img = load_rgb(path)
+                # opened lazily: the views decode (at a reduced JPEG scale where they can) themselves;
+                # a truncated file raises OSError during that decode, which is caught here
+                with Image.open(path) as img, seeded(derive_seed(self.seed, self.epoch, index)):
+                    out = self.view_transform(img)
                 break
-            except (OSError, ValueError, Image.DecompressionBombError) as e:
+            except (OSError, SyntaxError, Image.DecompressionBombError) as e:
                 bad.append(f"{path} ({type(e).__name__}: {e})")
         else:
             raise BadImageError(
                 f"{self.max_substitutes} consecutive unreadable images starting at {self.samples[index][0]}:\n"
                 + "\n".join(bad)
             )
-        with seeded(derive_seed(self.seed, self.epoch, index)):
-            out = self.view_transform(img)
         sample = dict(out) if isinstance(out, dict) else {"image": out}
         sample["label"] = label
         sample["index"] = index

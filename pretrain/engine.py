@@ -277,12 +277,12 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                         bar.update(1)
 
                     stop = _agree(stop_flag.requested, comm)
-                    if iteration == stop_at or stop:
+                    if (stop or iteration == stop_at) and iteration < total_iters:
                         _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
-                        if iteration < total_iters:
-                            logger.info("Stopped at iteration %d; resume with --resume auto.", iteration)
-                            return os.path.join(cfg.OUTPUT_DIR, ckpt_io.checkpoint_name(iteration))
-                    elif cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0:
+                        logger.info("Stopped at iteration %d; continue with --resume auto.", iteration)
+                        return os.path.join(cfg.OUTPUT_DIR, ckpt_io.checkpoint_name(iteration))
+                    if (cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0
+                            and iteration % iters_per_epoch):
                         _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
                     t_data = time.perf_counter()
                 del data_iter

@@ -9,7 +9,11 @@ For each knob value:
 * ``color_split`` (values are colour spaces, e.g. ``RGB,Lab,YDbDr``): views are channel 1 vs
   channels 2-3 of that space, which a one-encoder method cannot take, so a fresh two-stream
   contrastive encoder is trained on them, measured and linear-probed exactly as
-  ``infomin-learn-views`` evaluates a raw split.
+  ``infomin-learn-views`` evaluates a raw split;
+* ``patch_distance`` (values in pixels): views are two ``--patch-size`` patches of one image
+  whose centres lie that far apart (Sec. 3.3 of the paper); the critic's encoder, trained
+  contrastively on them, is the representation, linear-probed on whole images resized to the
+  patch size.
 
 Each finished point is written atomically to ``OUT/points/<knob>=<value>.json``; a rerun skips
 finished points and resumes the engine from a point's own checkpoints. ``OUT/sweep.csv`` and
@@ -36,7 +40,7 @@ __all__ = ["KNOBS", "ENGINE_KNOBS", "parse_values", "sweep", "write_outputs", "m
 
 ENGINE_KNOBS = {"crop_min": "VIEWS.CROP_MIN", "jitter_strength": "VIEWS.JITTER_STRENGTH",
                 "blur_prob": "VIEWS.BLUR_PROB", "ra_magnitude": "VIEWS.RA_MAGNITUDE"}
-KNOBS = (*ENGINE_KNOBS, "color_split")
+KNOBS = (*ENGINE_KNOBS, "color_split", "patch_distance")
 
 
 def parse_values(knob: str, text: str) -> list:
@@ -93,7 +97,7 @@ def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
     return {"accuracy": float(linear["top1"]), **_estimate(args, train, held, 3, cfg.SEED)}
 
 
-def _estimate(args, train, held, in_channels, seed) -> dict:
+def _estimate(args, train, held, in_channels, seed, keep=None) -> dict:
     torch.manual_seed(seed)
     critic = mi.image_critic(in_channels, arch=args.mi_arch, width=args.mi_width,
                              temperature=args.mi_temperature)
@@ -104,6 +108,8 @@ def _estimate(args, train, held, in_channels, seed) -> dict:
                                                 eval_batches=args.mi_eval_batches, seed=seed))
     for w in caught:
         print(f"warning: {w.message}")
+    if keep is not None:
+        keep.append(critic)
     return {"i_nce": est.value, "i_nce_std": est.std, "k": est.k, "log_k": est.log_k,
             "near_ceiling": est.near_ceiling, "critic_steps": args.mi_steps}
 
@@ -125,9 +131,75 @@ def _color_point(args, space, point_dir: Path, root: str) -> dict:
 
 def _settings(args) -> dict:
     """What a finished point depends on besides its value; a resumed sweep must match it."""
-    keep = ("config_file", "color_config", "data", "seed", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
+    keep = ("config_file", "color_config", "data", "seed", "patch_size", "patch_image_size", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
             "mi_width", "mi_temperature", "mi_eval_batches")
     return {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
+
+
+class PatchPair:
+    """Two ``patch_size`` crops of one image whose centres are ``distance`` px apart, in a random
+    direction (after an optional resize of the shorter side to ``image_size``); normalised."""
+
+    def __init__(self, patch_size: int, distance: float, image_size: int = 0):
+        import torchvision.transforms as T
+
+        from infomin.views import build_eval_transform
+
+        if patch_size < 1 or distance < 0:
+            raise ValueError(f"patch_size must be >= 1 and distance >= 0, got {patch_size}, {distance}")
+        self.p, self.d = int(patch_size), float(distance)
+        self.resize = T.Resize(image_size) if image_size else None
+        self.finish = build_eval_transform(image_size=self.p, resize=self.p)  # a no-op resize + normalise
+
+    def __call__(self, img):
+        import math
+        import random
+
+        img = img.convert("RGB")
+        if self.resize is not None:
+            img = self.resize(img)
+        w, h, p = img.width, img.height, self.p
+        if p > min(w, h) or self.d > math.hypot(w - p, h - p):
+            raise ValueError(f"patches of {p} px {self.d:g} px apart do not fit a {w}x{h} image; lower "
+                             "--values/--patch-size or raise --patch-image-size")
+        for _ in range(100):
+            angle = random.uniform(0, 2 * math.pi)
+            dx, dy = round(self.d * math.cos(angle)), round(self.d * math.sin(angle))
+            if abs(dx) <= w - p and abs(dy) <= h - p:
+                break
+        else:  # only the diagonal fits: use it
+            dx, dy = (w - p) * random.choice((-1, 1)), (h - p) * random.choice((-1, 1))
+        x = random.randint(max(0, -dx), min(w - p, w - p - dx))
+        y = random.randint(max(0, -dy), min(h - p, h - p - dy))
+        crop = lambda x0, y0: self.finish(img.crop((x0, y0, x0 + p, y0 + p)))
+        return {"view1": crop(x, y), "view2": crop(x + dx, y + dy)}
+
+
+def _patch_point(args, distance, root: str) -> dict:
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    from infomin.pretrain.learn_views import linear_probe
+    from infomin.views import build_eval_transform
+
+    split = lambda name, tf=None: ImageFolder(os.path.join(root, name), transform=tf)
+    pairs = PatchPair(args.patch_size, distance, args.patch_image_size)
+    train, held = mi.image_pair_loaders(split("train"), pairs, batch_size=args.mi_batch,
+                                        heldout_dataset=split("val"), seed=args.seed)
+    critics = []
+    result = _estimate(args, train, held, 3, args.seed, keep=critics)
+    encoder = critics[0].encoder1.eval()
+    whole = build_eval_transform(image_size=args.patch_size, resize=args.patch_size)
+
+    @torch.no_grad()
+    def features(name):
+        xs, ys = [], []
+        for x, y in DataLoader(split(name, whole), batch_size=128):
+            xs.append(encoder(x.to(args.device)).cpu())
+            ys.append(y)
+        return torch.cat(xs), torch.cat(ys)
+
+    return {**result, "accuracy": linear_probe(features("train"), features("val"), seed=args.seed)}
 
 
 def sweep(args) -> list[dict]:
@@ -152,6 +224,8 @@ def sweep(args) -> list[dict]:
             point_dir = out / name
             if args.knob == "color_split":
                 result = _color_point(args, value, point_dir, root)
+            elif args.knob == "patch_distance":
+                result = _patch_point(args, value, root)
             else:
                 result = _engine_point(args, args.knob, value, point_dir, root)
             row = {"knob": args.knob, "value": value, **result, "settings": settings}
@@ -206,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--patch-size", type=int, default=16, help="patch_distance: patch side in px")
+    p.add_argument("--patch-image-size", type=int, default=0,
+                   help="patch_distance: resize the shorter image side to this first (0 = as stored)")
     g = p.add_argument_group("I_NCE critic (identical for every value)")
     g.add_argument("--mi-steps", type=int, default=300)
     g.add_argument("--mi-batch", type=int, default=64, help="in-batch K")
@@ -223,7 +300,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         parse_values(args.knob, args.values)
-        if args.knob != "color_split" and not args.config_file:
+        if args.knob in ENGINE_KNOBS and not args.config_file:
             raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
                              "(e.g. configs/views/sweep_crop_min_tiny.yaml)")
         if args.data and not os.path.isdir(os.path.join(args.data, "train")):

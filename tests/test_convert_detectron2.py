@@ -2,17 +2,21 @@
 
 Oracle: torchvision's own forward pass (layer1..layer4) and Detectron2's DetectionCheckpointer.
 Every backbone tensor is set to NaN before each load, so "no NaN afterwards" proves no backbone
-key was missed; the checkpointer's log must report no unexpected keys.
+key was missed; the checkpointer's log must report no unexpected keys. Every format must give
+a pickle equal, array for array, to the one (from our own format) that is loaded into the FPN
+and, for R-50, the C4 model; so every format reaches Detectron2 with the same, verified weights.
 """
 import logging
+import pickle
 
+import numpy as np
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from infomin.convert import convert_checkpoint
+from infomin.convert import FORMATS, convert_checkpoint
 
 from _convert_helpers import VARIANTS, random_resnet, save_checkpoint, torchvision_features
 
@@ -38,6 +42,7 @@ def d2_cfg(kind: str, depth: int):
         cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
         cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
         cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+        cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 64  # heads are not under test; keep them cheap to build
     else:  # C4: Detectron2's stock Res5ROIHeads holds res5
         cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]
         cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
@@ -90,18 +95,28 @@ def inputs():
 
 
 @pytest.fixture(scope="module")
-def r18(tmp_path_factory, inputs):
-    model = random_resnet("resnet18", seed=18)
-    return {"dir": tmp_path_factory.mktemp("r18"), "want": torchvision_features(model, inputs),
-            "model": model, "fpn": build_model(d2_cfg("fpn", 18)).eval()}
+def resnets(tmp_path_factory, inputs):
+    """arch -> a random torchvision ResNet, its features and its conversion from our own format
+    (built once per module, on first use)."""
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            model = random_resnet(arch, seed=len(arch))
+            setup = {"arch": arch, "dir": tmp_path_factory.mktemp(arch),
+                     "want": torchvision_features(model, inputs), "model": model}
+            setup["reference"] = convert_variant(setup, "infomin")[1]
+            cache[arch] = setup
+        return cache[arch]
+
+    return get
 
 
-@pytest.fixture(scope="module")
-def r50(tmp_path_factory, inputs):
-    model = random_resnet("resnet50", seed=50)
-    return {"dir": tmp_path_factory.mktemp("r50"), "want": torchvision_features(model, inputs),
-            "model": model, "fpn": build_model(d2_cfg("fpn", 50)).eval(),
-            "c4": build_model(d2_cfg("c4", 50)).eval()}
+def read_weights(path):
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    assert data["__author__"] == "infomin" and data["matching_heuristics"] is True
+    return data["model"]
 
 
 def convert_variant(setup, variant):
@@ -129,27 +144,48 @@ def check_c4(model, path, inputs, want):
     assert_close(res5, want["res5"])
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_resnet18_every_format_loads_into_fpn(r18, inputs, variant):
-    summary, path = convert_variant(r18, variant)
-    assert summary.arch.name == "resnet18" and summary.converted == 20 + 20 * 5 + 0  # 20 convs, 20 BNs
+EXPECTED = {  # torchvision name -> (tensors incl. num_batches_tracked, depth, RES2_OUT_CHANNELS)
+    "resnet18": (20 + 20 * 5, 18, 64),  # 20 convs, 20 BNs
+    "resnet50": (53 + 53 * 5, 50, 256),  # 53 convs, 53 BNs
+}
+
+
+# R-18 in every variant; R-50 (4x the bytes) in every format, EMA selection being arch-independent
+CASES = [("resnet18", v) for v in VARIANTS] + [("resnet50", v) for v in FORMATS]
+
+
+@pytest.mark.parametrize("arch,variant", CASES)
+def test_every_format_gives_the_same_detectron2_weights(resnets, arch, variant):
+    resnet = resnets(arch)
+    summary, path = convert_variant(resnet, variant)
+    count, depth, res2 = EXPECTED[resnet["arch"]]
+    assert summary.arch.name == resnet["arch"] and summary.converted == count
     settings = summary.detectron2_settings
-    assert settings["MODEL.RESNETS.DEPTH"] == 18 and settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64
-    check_fpn(r18["fpn"], path, inputs, r18["want"])
+    assert settings["MODEL.RESNETS.DEPTH"] == depth
+    assert settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] == res2
+    assert settings["MODEL.RESNETS.STRIDE_IN_1X1"] is False
+    got, want = read_weights(path), read_weights(resnet["reference"])
+    assert sorted(got) == sorted(want) and len(got) == count
+    for name, array in want.items():
+        assert got[name].dtype == array.dtype and np.array_equal(got[name], array), name
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_resnet50_every_format_loads_into_fpn_and_c4(r50, inputs, variant):
-    summary, path = convert_variant(r50, variant)
-    assert summary.arch.name == "resnet50" and summary.converted == 318  # 53 convs + 53 BNs x 5
-    settings = summary.detectron2_settings
-    assert settings["MODEL.RESNETS.DEPTH"] == 50 and settings["MODEL.RESNETS.STRIDE_IN_1X1"] is False
-    check_fpn(r50["fpn"], path, inputs, r50["want"])
-    check_c4(r50["c4"], path, inputs, r50["want"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_loads_into_fpn_and_reproduces_torchvision(resnets, arch, inputs):
+    resnet = resnets(arch)
+    depth = EXPECTED[resnet["arch"]][1]
+    check_fpn(build_model(d2_cfg("fpn", depth)).eval(), resnet["reference"], inputs, resnet["want"])
 
 
-def test_printed_settings_are_valid_detectron2_opts(r18, inputs):
-    summary, _ = convert_variant(r18, "torchvision")
+def test_resnet50_loads_into_c4_with_res5_in_the_roi_head(resnets, inputs):
+    resnet = resnets("resnet50")  # C4's res5 is built of bottlenecks: R-50 and deeper only
+    check_c4(build_model(d2_cfg("c4", 50)).eval(), resnet["reference"], inputs, resnet["want"])
+
+
+def test_printed_settings_are_valid_detectron2_opts(tmp_path):
+    src, dst = tmp_path / "tv.pth", str(tmp_path / "tv.pkl")
+    save_checkpoint(random_resnet("resnet18"), "torchvision", src)
+    summary = convert_checkpoint(str(src), dst)
     cfg = get_cfg()
     cfg.merge_from_list(summary.detectron2_opts())
     assert cfg.INPUT.FORMAT == "RGB" and cfg.MODEL.RESNETS.STRIDE_IN_1X1 is False

@@ -17,15 +17,15 @@ import sys
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from .compiled_ops import check_compiled_ops
 from .datasets import register_coco_folder, register_voc_folder
-from .trainer import Trainer, build_evaluator, check_amp
+from .trainer import Trainer, check_amp, evaluator_type
 
-__all__ = ["build_parser", "setup_cfg", "check_cfg", "register_cli_datasets", "run", "main",
-           "WEIGHTS_PLACEHOLDER"]
+__all__ = ["build_parser", "setup_cfg", "check_cfg", "check_devices", "check_dataset",
+           "register_cli_datasets", "run", "main", "WEIGHTS_PLACEHOLDER"]
 
 # Configs for converted self-supervised backbones start MODEL.WEIGHTS with this word: there is no
 # sensible default file, and silently training from random weights would waste a GPU-week.
@@ -84,6 +84,35 @@ def setup_cfg(args):
     return cfg
 
 
+def check_devices(cfg, args):
+    """CUDA where the config or the process count needs it (Detectron2 0.6 launches with NCCL)."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if str(cfg.MODEL.DEVICE).startswith("cuda") and not available:
+        raise ValueError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but no CUDA GPU is available; "
+                         "add 'MODEL.DEVICE cpu' to run on the CPU.")
+    if args.num_gpus * args.num_machines > 1 and args.num_gpus > available:
+        raise ValueError(f"--num-gpus {args.num_gpus} but this machine has {available} CUDA GPU(s): "
+                         "multi-process runs need one GPU per process.")
+
+
+def check_dataset(name):
+    """A registered name whose files exist (builtin names point under $DETECTRON2_DATASETS)."""
+    if name not in DatasetCatalog.list():
+        raise ValueError(
+            f"dataset {name!r} is not registered. Builtin coco_*/voc_* names resolve under "
+            f"$DETECTRON2_DATASETS (now {os.getenv('DETECTRON2_DATASETS', 'datasets')!r}); "
+            "register others with --coco-dataset NAME JSON IMAGE_ROOT or "
+            "--voc-dataset NAME DIRNAME SPLIT YEAR.")
+    meta = MetadataCatalog.get(name)
+    for key in ("json_file", "image_root", "dirname"):
+        path = meta.get(key)
+        if path and "://" not in str(path) and not os.path.exists(path):
+            raise FileNotFoundError(
+                f"dataset {name!r} expects {path}, which does not exist. For builtin names, set "
+                "DETECTRON2_DATASETS to the folder holding coco/ and VOC20xx/ (now "
+                f"{os.getenv('DETECTRON2_DATASETS', 'datasets')!r}, relative to {os.getcwd()}).")
+
+
 def _is_pretraining_checkpoint(path):
     """True for a file that holds un-converted SSL weights (our pretraining format, MoCo, ...)."""
     try:
@@ -111,15 +140,11 @@ def check_cfg(cfg, args):
     """Everything that can be refused before a worker starts, with what to do instead."""
     check_compiled_ops(cfg)
     check_amp(cfg)
+    check_devices(cfg, args)
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
-        if name not in DatasetCatalog.list():
-            raise ValueError(
-                f"dataset {name!r} is not registered. Builtin coco_*/voc_* names resolve under "
-                f"$DETECTRON2_DATASETS (now {os.getenv('DETECTRON2_DATASETS', 'datasets')!r}); "
-                "register others with --coco-dataset NAME JSON IMAGE_ROOT or "
-                "--voc-dataset NAME DIRNAME SPLIT YEAR.")
+        check_dataset(name)
     for name in cfg.DATASETS.TEST:
-        build_evaluator(cfg, name)  # refuses datasets without a known evaluator_type
+        evaluator_type(name)  # refuses datasets without a known evaluator
     weights = cfg.MODEL.WEIGHTS
     if _will_resume(cfg, args.resume):
         return

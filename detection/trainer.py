@@ -15,7 +15,8 @@ from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from . import roi_heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from .compiled_ops import check_compiled_ops, has_compiled_ops
 
-__all__ = ["Trainer", "build_evaluator", "check_amp", "coco_tasks"]
+__all__ = ["Trainer", "build_evaluator", "evaluator_type", "check_amp", "coco_tasks"]
+EVALUATOR_TYPES = ("coco", "pascal_voc")
 
 
 def check_amp(cfg):
@@ -41,6 +42,17 @@ def coco_tasks(cfg):
     return tuple(tasks)
 
 
+def evaluator_type(dataset_name):
+    """``"coco"`` or ``"pascal_voc"``: which evaluator a registered dataset gets."""
+    kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if kind not in EVALUATOR_TYPES:
+        raise ValueError(
+            f"no evaluator for dataset {dataset_name!r} (metadata evaluator_type={kind!r}): "
+            "register test sets with infomin.detection.register_coco_folder (COCO json) or "
+            "register_voc_folder (VOC folder), or use a builtin coco_*/voc_* name.")
+    return kind
+
+
 def build_evaluator(cfg, dataset_name, output_folder=None):
     """COCO or VOC evaluator for ``dataset_name``, by its metadata ``evaluator_type``.
 
@@ -49,19 +61,12 @@ def build_evaluator(cfg, dataset_name, output_folder=None):
     """
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
-    if evaluator_type == "coco":
+    if evaluator_type(dataset_name) == "coco":
         return COCOEvaluator(
             dataset_name, tasks=coco_tasks(cfg), output_dir=output_folder,
             use_fast_impl=has_compiled_ops(),
         )
-    if evaluator_type == "pascal_voc":
-        return PascalVOCDetectionEvaluator(dataset_name)
-    raise ValueError(
-        f"no evaluator for dataset {dataset_name!r} (metadata evaluator_type={evaluator_type!r}): "
-        "register test sets with infomin.detection.register_coco_folder (COCO json) or "
-        "register_voc_folder (VOC folder), or use a builtin coco_*/voc_* name."
-    )
+    return PascalVOCDetectionEvaluator(dataset_name)
 
 
 class Trainer(DefaultTrainer):

@@ -189,6 +189,7 @@ def _run_main(capsys, *argv):
 
 
 def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # builtin names resolve under ./datasets: absent here
     out = str(tmp_path / "out")
     voc = ["--voc-dataset", "t_trainval", data["voc_dir"], "trainval", "2007",
            "--voc-dataset", "t_test", data["voc_dir"], "test", "2007"]
@@ -217,8 +218,17 @@ def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "DATASETS.TEST", "('nowhere',)")
     assert code == 2 and "'nowhere' is not registered" in err and "--coco-dataset" in err
 
+    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "DATASETS.TRAIN", "('coco_2017_train',)")
+    assert code == 2 and "instances_train2017.json, which does not exist" in err and "DETECTRON2_DATASETS" in err
+
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "SOLVER.NO_SUCH_KEY", "1")
     assert code == 2 and "bad KEY VALUE override" in err
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on our CPU machines
+    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cuda")
+    assert code == 2 and "add 'MODEL.DEVICE cpu'" in err
+    code, err = _run_main(capsys, "--num-gpus", "2", *base, "MODEL.WEIGHTS", "")
+    assert code == 2 and "--num-gpus 2 but this machine has 0 CUDA GPU(s)" in err
 
     code, err = _run_main(capsys, "--config-file", str(tmp_path / "missing.yaml"))
     assert code == 2 and "does not exist" in err

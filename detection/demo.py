@@ -1,0 +1,445 @@
+"""The whole InfoMin study in one command, on the built-in data (`make demo`, `tools/demo.py`).
+
+Why: a new user sees every part work together (data -> InfoMin and supervised pretraining ->
+conversion -> Faster R-CNN on VOC and Mask R-CNN on COCO from each init, random init included ->
+Detectron2's evaluators -> report) in minutes on a laptop-class CPU, before spending GPU weeks.
+
+Each stage stores its result in `OUTPUT/stages/<stage>.json` (written atomically) together with a
+fingerprint of its settings and inputs; a rerun skips stages whose marker matches, `--stage NAME`
+reruns one stage alone, and an interrupted stage resumes from its last checkpoint (the pretraining
+engine's `resume="auto"`, Detectron2's `resume_or_load(resume=True)`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["main", "STAGES", "INITS", "TASKS", "PAPER", "run_demo"]
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
+INITS = ("infomin", "supervised", "random")
+TASKS = ("voc", "coco")
+PRETRAIN_CONFIGS = {"infomin": "pretrain_infomin_R18.yaml", "supervised": "pretrain_supervised_R18.yaml"}
+DETECTION_CONFIGS = {"voc": "voc_faster_rcnn_R18_FPN.yaml", "coco": "coco_mask_rcnn_R18_FPN.yaml"}
+STAGES = ("data", "pretrain-infomin", "pretrain-supervised", "convert",
+          *(f"{task}-{init}" for task in TASKS for init in INITS), "report")
+
+# `--quick` (the tests' run): the same pipeline with a handful of iterations everywhere.
+QUICK = {
+    "pretrain": ["SOLVER.EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "3", "SOLVER.IMS_PER_BATCH", "16",
+                 "MODEL.QUEUE_SIZE", "64", "SOLVER.WARMUP_EPOCHS", "0", "LOG.PERIOD", "1",
+                 "KNN.PERIOD", "1", "CHECKPOINT.PERIOD", "1"],
+    "detection": ["SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "1",
+                  "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "2",
+                  "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"],
+}
+
+# The paper's full-scale numbers beside which the demo's are shown (docs: paper.md §3.2-3.3).
+PAPER = {
+    "title": ("Full-scale protocol (paper): ResNet-50 on ImageNet; VOC = Faster R-CNN R50-C4, "
+              "VOC07+12 -> VOC07 test, 24k iterations; COCO = Mask R-CNN R50-FPN 1x, "
+              "train2017 -> val2017"),
+    "voc": {"random": (33.8, 60.2, 33.1), "supervised": (53.5, 81.3, 58.8),
+            "infomin": (57.6, 82.7, 64.6)},
+    "coco": {"random": (32.8, 29.9), "supervised": (39.7, 35.9), "infomin": (40.6, 36.7)},
+}
+
+logger = logging.getLogger("infomin.demo")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _config_chain_digest(path: Path) -> str:
+    """Digest of a YAML config and every `_BASE_` it inherits from (edits there rerun the stage)."""
+    import yaml
+
+    parts, seen = [], set()
+    while path and path not in seen:
+        seen.add(path)
+        text = path.read_text()
+        parts.append(text)
+        base = (yaml.safe_load(text) or {}).get("_BASE_")
+        path = (path.parent / base).resolve() if base else None
+    return _digest(parts)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu "
+                         "or --device auto.")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}.")
+    return name
+
+
+@dataclass
+class Context:
+    """Settings of one demo run and the results of the stages done so far."""
+
+    output: Path
+    quick: bool
+    device: str
+    seed: int
+    results: dict = field(default_factory=dict)
+    key: str = ""  # fingerprint of the stage now running
+    fresh: bool = False  # the stage now running must not resume old state
+
+    @property
+    def scale(self) -> str:
+        return "quick" if self.quick else "full"
+
+    def marker(self, stage: str) -> Path:
+        return self.output / "stages" / f"{stage}.json"
+
+
+# ----------------------------------------------------------------------------- stages
+
+def stage_data(ctx: Context) -> dict:
+    from infomin.datasets import generate
+
+    data = generate(ctx.output / "data", seed=ctx.seed, scale=ctx.scale)
+    return {"root": data.root, "manifest": _file_digest(Path(data.root) / "manifest.json")}
+
+
+def workdir(ctx: Context, path: Path) -> Path:
+    """A stage's folder, emptied first unless it holds an interrupted run of the same settings.
+
+    Resuming is only safe from state made by the same fingerprint; anything else (other scale,
+    seed, config, inputs, or a forced rerun) starts from scratch.
+    """
+    import shutil
+
+    stamp = path / ".demo-stage-key"
+    if path.exists() and (ctx.fresh or not stamp.is_file() or stamp.read_text() != ctx.key):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not stamp.is_file():
+        _atomic_write(stamp, ctx.key)
+    return path
+
+
+def _pretrain_opts(ctx: Context, name: str) -> list:
+    out_dir = workdir(ctx, ctx.output / "pretrain" / name)
+    opts = ["OUTPUT_DIR", str(out_dir), "DATA.ROOT", str(Path(ctx.results["data"]["root"]) / "imagefolder"),
+            "MODEL.DEVICE", ctx.device, "SEED", str(ctx.seed)]
+    if ctx.quick:
+        opts += QUICK["pretrain"]
+        if name != "infomin":  # only InfoMin has a queue
+            i = opts.index("MODEL.QUEUE_SIZE")
+            del opts[i:i + 2]
+    return opts
+
+
+def _pretrain(ctx: Context, name: str) -> dict:
+    from infomin.pretrain.config import load_cfg
+    from infomin.pretrain.engine import run_pretraining
+
+    cfg = load_cfg(str(CONFIG_DIR / PRETRAIN_CONFIGS[name]), _pretrain_opts(ctx, name))
+    ckpt = run_pretraining(cfg, resume="auto")
+    metrics = Path(cfg.OUTPUT_DIR) / "metrics.jsonl"
+    knn = [r["knn_top1"] for r in _read_jsonl(metrics) if "knn_top1" in r]
+    return {"checkpoint": str(ckpt), "metrics": str(metrics), "knn_top1": knn[-1] if knn else None}
+
+
+def stage_pretrain_infomin(ctx: Context) -> dict:
+    return _pretrain(ctx, "infomin")
+
+
+def stage_pretrain_supervised(ctx: Context) -> dict:
+    return _pretrain(ctx, "supervised")
+
+
+def stage_convert(ctx: Context) -> dict:
+    from infomin.convert import convert_checkpoint
+
+    out = {}
+    for name in ("infomin", "supervised"):
+        dst = ctx.output / "weights" / f"{name}_R18.pkl"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        summary = convert_checkpoint(ctx.results[f"pretrain-{name}"]["checkpoint"], str(dst))
+        out[name] = {"weights": str(dst), "digest": _file_digest(dst),
+                     "tensors": len(getattr(summary, "renamed", {}) or {})}
+    out["random"] = {"weights": "", "digest": None}
+    return out
+
+
+def _register_datasets(data_root: str) -> dict:
+    """Register the built-in data under names unique to its folder; return task -> (train, test)."""
+    from infomin.detection.datasets import register_coco_folder, register_voc_folder
+
+    tag = _digest(data_root)[:8]
+    root = Path(data_root)
+    names = {
+        "voc": (f"infomin_demo_{tag}_voc_trainval", f"infomin_demo_{tag}_voc_test"),
+        "coco": (f"infomin_demo_{tag}_coco_train", f"infomin_demo_{tag}_coco_val"),
+    }
+    for split, name in zip(("trainval", "test"), names["voc"]):
+        register_voc_folder(name, str(root / "VOC2007"), split, year=2007)
+    for split, name in zip(("train2017", "val2017"), names["coco"]):
+        register_coco_folder(name, str(root / "coco" / "annotations" / f"instances_{split}.json"),
+                             str(root / "coco" / split))
+    return names
+
+
+def build_detection_cfg(ctx: Context, task: str, init: str):
+    """The Detectron2 config of one fine-tuning run (also used by tests)."""
+    from detectron2.config import get_cfg
+
+    train, test = _register_datasets(ctx.results["data"]["root"])[task]
+    cfg = get_cfg()
+    cfg.merge_from_file(str(CONFIG_DIR / DETECTION_CONFIGS[task]))
+    opts = ["MODEL.WEIGHTS", ctx.results["convert"][init]["weights"], "MODEL.DEVICE", ctx.device,
+            "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
+            "OUTPUT_DIR", str(workdir(ctx, ctx.output / "detection" / f"{task}-{init}")),
+            "SEED", str(ctx.seed)]
+    if ctx.quick:
+        opts += QUICK["detection"]
+    cfg.merge_from_list(opts)
+    cfg.freeze()
+    return cfg
+
+
+@contextlib.contextmanager
+def _detectron2_log_to(path: Path):
+    """Send Detectron2's INFO log to a file (the terminal shows progress bars and the table)."""
+    log = logging.getLogger("detectron2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s %(levelname)s]: %(message)s"))
+    old = (log.level, log.propagate)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(old[0])
+        log.propagate = old[1]
+
+
+def _trainer_class():
+    from detectron2.engine import HookBase, hooks
+    from tqdm import tqdm
+
+    from infomin.detection.trainer import Trainer
+
+    class _Progress(HookBase):
+        def __init__(self, desc):
+            self.desc = desc
+            self.bar = None
+
+        def before_train(self):
+            self.bar = tqdm(total=self.trainer.max_iter, initial=self.trainer.start_iter,
+                            desc=self.desc, unit="it", dynamic_ncols=True)
+
+        def after_step(self):
+            self.bar.update(1)
+            loss = self.trainer.storage.history("total_loss").latest() \
+                if "total_loss" in self.trainer.storage.histories() else None
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}")
+
+        def after_train(self):
+            if self.bar is not None:
+                self.bar.close()
+
+    class DemoTrainer(Trainer):
+        """The project's trainer; evaluation is run once by the demo after training."""
+
+        progress_desc = "fine-tune"
+
+        def build_hooks(self):
+            kept = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
+            kept.insert(len(kept) - 1, _Progress(self.progress_desc))  # writers stay last
+            return kept
+
+    return DemoTrainer
+
+
+def _detect(ctx: Context, task: str, init: str) -> dict:
+    cfg = build_detection_cfg(ctx, task, init)
+    out = Path(cfg.OUTPUT_DIR)
+    with _detectron2_log_to(out / "log.txt"):
+        Trainer = _trainer_class()
+        Trainer.progress_desc = f"{task}-{init}"
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=True)  # continues an interrupted run, else loads WEIGHTS
+        trainer.train()
+        results = Trainer.test(cfg, trainer.model)
+    flat = {}
+    for kind, values in results.items():  # "bbox", "segm"
+        flat[kind] = {k: float(values[k]) for k in ("AP", "AP50", "AP75") if k in values}
+    return {"results": flat, "metrics": str(out / "metrics.json")}
+
+
+def _detection_stage(task, init):
+    def run(ctx):
+        return _detect(ctx, task, init)
+
+    run.__name__ = f"stage_{task}_{init}"
+    return run
+
+
+def stage_report(ctx: Context) -> dict:
+    from .demo_report import write_report
+
+    return write_report(ctx.output, ctx.results, PAPER, quick=ctx.quick)
+
+
+STAGE_FUNCS = {"data": stage_data, "pretrain-infomin": stage_pretrain_infomin,
+               "pretrain-supervised": stage_pretrain_supervised, "convert": stage_convert,
+               **{f"{t}-{i}": _detection_stage(t, i) for t in TASKS for i in INITS},
+               "report": stage_report}
+DEPENDS = {"data": (), "pretrain-infomin": ("data",), "pretrain-supervised": ("data",),
+           "convert": ("pretrain-infomin", "pretrain-supervised"),
+           **{f"{t}-{i}": ("data", "convert") for t in TASKS for i in INITS},
+           "report": tuple(s for s in STAGES if s != "report")}
+
+
+def _fingerprint(ctx: Context, stage: str) -> str:
+    """What a stage's result depends on: scale, seed, device, its configs and its inputs."""
+    inputs = [ctx.results[d] for d in DEPENDS[stage]]
+    configs = []
+    if stage.startswith("pretrain-"):
+        configs.append(_config_chain_digest(CONFIG_DIR / PRETRAIN_CONFIGS[stage.split("-", 1)[1]]))
+    if stage.split("-")[0] in TASKS:
+        configs.append(_config_chain_digest(CONFIG_DIR / DETECTION_CONFIGS[stage.split("-")[0]]))
+    return _digest(stage, ctx.scale, ctx.seed, ctx.device, configs, inputs)
+
+
+def _load_marker(ctx: Context, stage: str) -> dict | None:
+    try:
+        return json.loads(ctx.marker(stage).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_stage(ctx: Context, stage: str, force: bool = False) -> tuple[dict, bool]:
+    """Run `stage` unless its marker matches; returns (result, reused)."""
+    missing = [d for d in DEPENDS[stage] if d not in ctx.results]
+    if missing:
+        raise RuntimeError(
+            f"stage {stage!r} needs the results of {missing}, which have not been run for "
+            f"{ctx.output} with these settings; run the whole demo first (without --stage).")
+    key = _fingerprint(ctx, stage)
+    marker = _load_marker(ctx, stage)
+    if not force and marker and marker.get("key") == key:
+        return marker["result"], True
+    start = time.time()
+    ctx.key, ctx.fresh = key, force
+    result = STAGE_FUNCS[stage](ctx)
+    _atomic_write(ctx.marker(stage), json.dumps(
+        {"stage": stage, "key": key, "seconds": round(time.time() - start, 1), "result": result},
+        indent=1))
+    return result, False
+
+
+def run_demo(output, *, quick=False, device="auto", seed=0, stage=None) -> dict:
+    """Run (or resume) the study; returns every stage's result. `stage` reruns one stage alone."""
+    from tqdm import tqdm
+
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
+    ctx = Context(Path(output).resolve(), bool(quick), resolve_device(device), int(seed))
+    ctx.output.mkdir(parents=True, exist_ok=True)
+    if stage is not None:
+        for name in STAGES[:STAGES.index(stage)]:  # earlier results, from their markers only
+            marker = _load_marker(ctx, name)
+            if marker and all(d in ctx.results for d in DEPENDS[name]) \
+                    and marker.get("key") == _fingerprint(ctx, name):
+                ctx.results[name] = marker["result"]
+        ctx.results[stage], _ = run_stage(ctx, stage, force=True)
+        return ctx.results
+    timings = {}
+    with tqdm(STAGES, desc="InfoMin demo", unit="stage", dynamic_ncols=True) as bar:
+        for name in bar:
+            bar.set_postfix(stage=name)
+            start = time.time()
+            ctx.results[name], reused = run_stage(ctx, name)
+            timings[name] = "cached" if reused else f"{time.time() - start:.0f}s"
+    logger.info("stage times: %s", timings)
+    return ctx.results
+
+
+def _read_jsonl(path: Path) -> list:
+    records = []
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+    return records
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tools/demo.py",
+        description="Run the whole InfoMin study on the built-in data: pretrain (InfoMin, "
+                    "supervised; plus random init), convert, fine-tune Faster R-CNN (VOC layout) "
+                    "and Mask R-CNN (COCO layout), evaluate, and write OUTPUT/report.md.")
+    p.add_argument("--quick", action="store_true",
+                   help="a few iterations per stage (about 3 minutes on 2 CPU cores; for tests)")
+    p.add_argument("--output", default="output/demo", help="folder for everything (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
+    p.add_argument("--stage", choices=STAGES, help="rerun this one stage (its inputs must exist)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        results = run_demo(args.output, quick=args.quick, device=args.device, seed=args.seed,
+                           stage=args.stage)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+    report = results.get("report")
+    if report:
+        print(report["table"])
+        print(report["verdict"])
+        print(f"Report: {report['markdown']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,8 +38,8 @@ QUICK = {
     "pretrain": ["SOLVER.EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "3", "SOLVER.IMS_PER_BATCH", "16",
                  "MODEL.QUEUE_SIZE", "64", "SOLVER.WARMUP_EPOCHS", "0", "LOG.PERIOD", "1",
                  "KNN.PERIOD", "1", "CHECKPOINT.PERIOD", "1"],
-    "detection": ["SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "1",
-                  "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "2",
+    "detection": ["SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "1",
+                  "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1000",
                   "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"],
 }
 
@@ -303,7 +303,8 @@ def _detect(ctx: Context, task: str, init: str) -> dict:
         trainer = Trainer(cfg)
         trainer.resume_or_load(resume=True)  # continues an interrupted run, else loads WEIGHTS
         trainer.train()
-        results = Trainer.test(cfg, trainer.model)
+        with open(out / "log.txt", "a") as log, contextlib.redirect_stdout(log):
+            results = Trainer.test(cfg, trainer.model)  # pycocotools prints its summary
     flat = {}
     for kind, values in results.items():  # "bbox", "segm"
         flat[kind] = {k: float(values[k]) for k in ("AP", "AP50", "AP75") if k in values}

@@ -57,6 +57,7 @@ def verdict(results: dict) -> str:
         if a is None or b is None or a != a or b != b:
             parts.append(f"{name}: not available")
             continue
+        a, b = round(a, 1), round(b, 1)
         word = "ahead of" if a > b else ("level with" if a == b else "behind")
         parts.append(f"{name}: InfoMin {a:.1f} is {word} random init {b:.1f} ({a - b:+.1f})")
     return "; ".join(parts) + "."

@@ -143,6 +143,11 @@ def check_cfg(cfg, args):
     check_devices(cfg, args)
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
         check_dataset(name)
+        classes = MetadataCatalog.get(name).get("thing_classes")  # known before loading for VOC
+        if classes is not None and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+            raise ValueError(
+                f"dataset {name!r} has {len(classes)} classes but MODEL.ROI_HEADS.NUM_CLASSES is "
+                f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}; add 'MODEL.ROI_HEADS.NUM_CLASSES {len(classes)}'.")
     for name in cfg.DATASETS.TEST:
         evaluator_type(name)  # refuses datasets without a known evaluator
     weights = cfg.MODEL.WEIGHTS

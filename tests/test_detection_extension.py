@@ -194,7 +194,7 @@ def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
     voc = ["--voc-dataset", "t_trainval", data["voc_dir"], "trainval", "2007",
            "--voc-dataset", "t_test", data["voc_dir"], "test", "2007"]
     base = ["--config-file", C4, *voc, "OUTPUT_DIR", out, "DATASETS.TRAIN", "('t_trainval',)",
-            "DATASETS.TEST", "('t_test',)", "MODEL.DEVICE", "cpu"]
+            "DATASETS.TEST", "('t_test',)", "MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2"]
 
     code, err = _run_main(capsys, *base)
     assert code == 2 and "needs backbone weights" in err and "infomin-convert-pretrained" in err
@@ -220,6 +220,9 @@ def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
 
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "DATASETS.TRAIN", "('coco_2017_train',)")
     assert code == 2 and "instances_train2017.json, which does not exist" in err and "DETECTRON2_DATASETS" in err
+
+    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "20")
+    assert code == 2 and "has 2 classes but MODEL.ROI_HEADS.NUM_CLASSES is 20" in err
 
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "SOLVER.NO_SUCH_KEY", "1")
     assert code == 2 and "bad KEY VALUE override" in err

@@ -39,7 +39,7 @@ MANIFEST = "manifest.json"
 # Per scale: ImageFolder images per class (train, val) and their side; scenes (train, test)
 # and their side; objects per scene.
 SCALES = {
-    "quick": dict(cls_train=16, cls_val=6, cls_size=64, det_train=40, det_test=16, det_size=128,
+    "quick": dict(cls_train=12, cls_val=4, cls_size=64, det_train=32, det_test=8, det_size=128,
                   max_objects=3),
     "full": dict(cls_train=160, cls_val=40, cls_size=64, det_train=320, det_test=80, det_size=128,
                  max_objects=4),
@@ -389,6 +389,8 @@ def _write_detection(out: Path, seed: int, cfg: dict, progress) -> None:
              "test": splits["val"]}
     for name, ids in lists.items():
         (voc / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(i + "\n" for i in ids))
+    # Class order for readers that would otherwise sort the names (it matches the COCO ids).
+    (voc / "labels.txt").write_text("".join(n + "\n" for n in CLASSES))
 
 
 def _can_link(folder: Path) -> bool:

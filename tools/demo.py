@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""`make demo`: the whole InfoMin study on built-in data (see docs/demo.md, --help)."""
+import sys
+
+from infomin.detection.demo import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,8 +57,12 @@ def main(argv=None) -> int:
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"Config error: {e.args[0] if e.args else e}") from None
     setup_logging(cfg.OUTPUT_DIR)
+    from .data import BadImageError
+
     try:
         path = run_pretraining(cfg, resume=args.resume)
+    except (FileNotFoundError, BadImageError) as e:  # the data, not the code: no traceback
+        raise SystemExit(f"Data error: {e}") from None
     finally:
         if du.is_initialized():
             du.dist.destroy_process_group()

@@ -163,7 +163,7 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
             optimizer.step()
             scheduler.step()
         result = evaluate(encoder, classifier, val_loader, device, autocast)
-        result.update(epoch=epoch + 1, loss=float(loss))
+        result.update(epoch=epoch + 1, loss=loss.item())
         history.append(result)
         logger.info("linear eval epoch %d/%d: top-1 %.2f top-5 %.2f (loss %.4f)", epoch + 1,
                     cfg.LINEAR.EPOCHS, result["top1"], result["top5"], result["loss"])

@@ -1,0 +1,153 @@
+"""End-to-end engine runs on generated JPEGs (tiny InfoMin: ResNet-18/4, 64 px, CPU).
+
+Oracles: an uninterrupted run (for kill-and-resume), torchvision's ResNet key names,
+infomin.convert + Detectron2's DetectionCheckpointer (for the checkpoint), chance level (for
+linear eval) and a brute-force kNN (for the monitor).
+"""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from infomin.pretrain.checkpoint import FINAL_NAME, load_checkpoint
+from infomin.pretrain.cli import main as pretrain_main
+from infomin.pretrain.config import cfg_from_yaml_string, load_cfg
+from infomin.pretrain.data import BadImageError, make_generated_imagefolder
+from infomin.pretrain.engine import run_pretraining
+from infomin.pretrain.knn import knn_accuracy
+from infomin.pretrain.linear_eval import run_linear_eval
+
+from _pretrain_helpers import TINY, one_thread, tiny_opts
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=4,
+                                      train_per_class=12, val_per_class=6, size=64)
+
+
+@pytest.fixture(scope="module")
+def runs(root, tmp_path_factory):
+    """One uninterrupted run and one stopped mid-epoch 2 then resumed (`--resume auto`)."""
+    out = tmp_path_factory.mktemp("runs")
+    opts = ["KNN.ENABLED", "True", "KNN.K", "5"]  # the monitor runs too and must not disturb anything
+    with one_thread():
+        full = run_pretraining(load_cfg(TINY, tiny_opts(root, out / "full") + opts))
+        stopped = run_pretraining(load_cfg(TINY, tiny_opts(root, out / "resumed", "SOLVER.STOP_ITER", 4) + opts))
+        files_at_stop = sorted(os.listdir(out / "resumed"))
+        resumed = run_pretraining(load_cfg(TINY, tiny_opts(root, out / "resumed") + opts), resume="auto")
+    return {"full": full, "stopped": stopped, "files_at_stop": files_at_stop, "resumed": resumed, "out": out}
+
+
+def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(runs):
+    assert os.path.basename(runs["stopped"]) == "checkpoint_00000004.pth"  # mid-epoch 2 (3 iters/epoch)
+    assert FINAL_NAME not in runs["files_at_stop"]
+    assert not [f for f in runs["files_at_stop"] if f.startswith(".tmp")]
+    a, b = load_checkpoint(runs["full"]), load_checkpoint(runs["resumed"])
+    assert a["iteration"] == b["iteration"] == 6
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k  # exact, queue and pointer included
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+
+
+def test_checkpoint_follows_the_documented_format(runs):
+    ckpt = torch.load(runs["full"], map_location="cpu", weights_only=True)  # no pickled code
+    assert ckpt["format"] == "infomin.pretrain" and ckpt["format_version"] == 1
+    assert (ckpt["arch"], ckpt["width"], ckpt["method"]) == ("resnet18", 0.25, "InfoMin")
+    assert (ckpt["epoch"], ckpt["iteration"]) == (2, 6)
+    want = {k for k in torchvision.models.resnet18().state_dict() if not k.startswith("fc.")}
+    # at width 1/4 layer1 has 16 channels after a 64-channel stem: torchvision adds its projection
+    want |= {k for k in torchvision.models.resnet50().state_dict() if k.startswith("layer1.0.downsample.")}
+    assert {k[len("encoder."):] for k in ckpt["model"] if k.startswith("encoder.")} == want
+    assert {k[len("encoder_ema."):] for k in ckpt["model"] if k.startswith("encoder_ema.")} == want
+    assert ckpt["model"]["memory.ptr"].item() == (6 * 16) % 256  # 6 steps of 16 keys in a 256 queue
+    for key in ("optimizer", "scheduler", "scaler", "rng", "config"):
+        assert key in ckpt
+    assert set(ckpt["rng"]) >= {"torch", "numpy", "python", "ranks"}
+    assert cfg_from_yaml_string(ckpt["config"]).MODEL.METHOD == "InfoMin"
+
+
+def test_linear_eval_beats_chance(runs, root):
+    cfg = load_cfg(TINY, tiny_opts(root, runs["out"] / "full"))
+    with one_thread():
+        result = run_linear_eval(cfg, runs["full"])
+    assert result["top1"] > 50.0  # 4 classes: chance is 25%
+    assert result["top5"] == 100.0  # top-5 of 4 classes
+    assert os.path.isfile(runs["out"] / "full" / "linear_eval" / "results.json")
+    with one_thread():  # resuming a finished evaluation returns its result without retraining
+        again = run_linear_eval(cfg, runs["full"], resume="auto")
+    assert again == result
+
+
+def test_checkpoint_converts_and_loads_into_detectron2_without_missing_backbone_keys(root, tmp_path):
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+
+    from infomin.convert import convert_checkpoint
+
+    with one_thread():
+        ckpt = run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path, "MODEL.WIDTH", 1.0, "SOLVER.EPOCHS", 1,
+                                                           "SOLVER.ITERS_PER_EPOCH", 1)))
+    summary = convert_checkpoint(ckpt, str(tmp_path / "d2.pkl"))
+    cfg = get_cfg()
+    cfg.merge_from_list(summary.detectron2_opts())
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+    model = torch.nn.Module()
+    model.backbone = build_backbone(cfg)  # the ResNet alone: res2-res5 all in one place
+    with torch.no_grad():  # poison the backbone: anything not loaded stays NaN
+        for name, t in model.state_dict().items():
+            if name.startswith("backbone.") and t.is_floating_point():
+                t.fill_(float("nan"))
+    DetectionCheckpointer(model).load(str(tmp_path / "d2.pkl"))
+    nan = [n for n, t in model.state_dict().items()
+           if n.startswith("backbone.") and t.is_floating_point() and torch.isnan(t).any()]
+    assert not nan, nan[:5]
+    state = load_checkpoint(ckpt)["model"]
+    got = model.backbone.state_dict()["res3.0.conv2.weight"]
+    assert torch.equal(got, state["encoder.layer2.0.conv2.weight"])
+
+
+def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        pretrain_main(["--config-file", TINY, *tiny_opts(tmp_path / "nowhere", tmp_path / "o1")])
+    assert "DATA.ROOT" in str(e.value.code) and "does not exist" in str(e.value.code)
+
+    bad_root = tmp_path / "data"
+    shutil.copytree(root, bad_root)
+    corrupt = bad_root / "train" / "class_01" / "img_0003.JPEG"
+    corrupt.write_bytes(corrupt.read_bytes()[:200])  # truncated
+    with one_thread(), pytest.raises(BadImageError) as e:  # default limit: 0.1% of the images
+        run_pretraining(load_cfg(TINY, tiny_opts(bad_root, tmp_path / "o2", "SOLVER.ITERS_PER_EPOCH", 3)))
+    assert str(corrupt) in str(e.value) and "DATA.MAX_BAD_FRACTION" in str(e.value)
+    with one_thread():  # under a limit the user raised, the run goes on
+        run_pretraining(load_cfg(TINY, tiny_opts(bad_root, tmp_path / "o3", "DATA.MAX_BAD_FRACTION", 0.1,
+                                                 "SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 3)))
+
+
+def test_knn_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    train_x, train_y = torch.randn(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
+    val_x, val_y = torch.randn(15, 6, generator=g), torch.randint(0, 3, (15,), generator=g)
+    loader = lambda x, y: [{"image": x[i:i + 7], "label": y[i:i + 7]} for i in range(0, len(x), 7)]
+    got = knn_accuracy(torch.nn.Flatten(), loader(train_x, train_y), loader(val_x, val_y), k=5,
+                       temperature=0.1, device="cpu")
+    tn = train_x.numpy() / np.linalg.norm(train_x.numpy(), axis=1, keepdims=True)
+    vn = val_x.numpy() / np.linalg.norm(val_x.numpy(), axis=1, keepdims=True)
+    hits = 0
+    for v, y in zip(vn, val_y.numpy()):
+        sims = tn @ v
+        top = np.argsort(-sims)[:5]
+        votes = np.zeros(3)
+        for j in top:
+            votes[train_y[j]] += np.exp(sims[j] / 0.1)
+        hits += int(votes.argmax() == y)
+    assert got == pytest.approx(100.0 * hits / 15)

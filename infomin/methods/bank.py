@@ -5,7 +5,6 @@ the bank entries of the global batch move towards the new features after the los
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from infomin import distributed as D

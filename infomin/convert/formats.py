@@ -23,8 +23,8 @@ ONLINE = "online encoder; --ema converts the momentum encoder instead"
 CMC_REFUSAL = (
     "this is a CMC two-stream checkpoint ({keys}): two half-width ResNets, one for the L/Y "
     "channel and one for the colour channels. Detectron2 has no backbone that takes both, "
-    "so there is nothing to convert; use a single-encoder (RGB) checkpoint such as InfoMin, "
-    "MoCo or CMCv2-RGB.")
+    "so there is nothing to convert; use a single-encoder (RGB) checkpoint such as InfoMin or "
+    "MoCo v2.")
 
 
 @dataclass

@@ -50,7 +50,8 @@ def load_checkpoint(path: str, *, trust: bool = False):
 
 
 def _unreadable(path: str, exc: Exception) -> ConversionError:
-    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip()
+    detail = text.splitlines()[0].split(". ")[0][:160] if text else "no detail"
     return ConversionError(
         f"{path} is not a readable PyTorch checkpoint: it is truncated, corrupted or a different "
         f"kind of file ({type(exc).__name__}: {detail}). Check the download or copy (size, "

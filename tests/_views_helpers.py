@@ -20,7 +20,7 @@ def photo(width: int = 160, height: int = 120) -> np.ndarray:
     """A real photo (scikit-image's astronaut) resized to width x height, uint8 HxWx3."""
     import skimage.data
 
-    return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((width, height), Image.Resampling.BILINEAR))
+    return np.array(Image.fromarray(skimage.data.astronaut()).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def jpeg_bytes(width: int = 160, height: int = 120, quality: int = 92) -> bytes:

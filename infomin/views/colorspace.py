@@ -70,7 +70,7 @@ def to_float_rgb(image) -> torch.Tensor:
     elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"a NumPy image must be HxWx3, got shape {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # a copy: read-only arrays are fine
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"expected a PIL image, an HxWx3 array or a [...,3,H,W] tensor, got {type(image).__name__}")
     if image.dim() < 3 or image.shape[-3] != 3:

@@ -195,8 +195,9 @@ def nce_bound(scores: torch.Tensor, queue_scores: torch.Tensor | None = None) ->
         loss = 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.t(), target))
         k = n
     else:
-        logits = torch.cat([scores.diagonal()[:, None], queue_scores], dim=1)
-        loss = F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=scores.device))
+        from infomin.losses import info_nce_from_logits  # MoCo layout: positive in column 0
+
+        loss = info_nce_from_logits(torch.cat([scores.diagonal()[:, None], queue_scores], dim=1))
         k = queue_scores.shape[1] + 1
     return math.log(k) - loss, k
 
@@ -410,3 +411,117 @@ def image_pair_loaders(dataset, pair_transform: Callable, *, batch_size: int = 6
     make = lambda part, shuffle: DataLoader(_Pairs(part), batch_size=batch_size, shuffle=shuffle,
                                             drop_last=True, num_workers=num_workers, generator=gen)
     return make(train_set, True), make(heldout_dataset, False)
+
+
+# ------------------------------------------------------------------------------------- command
+def main(argv=None) -> int:
+    """``python -m infomin.mi``: I_NCE between the two views of one or more augmentation policies."""
+    import argparse
+    import json
+    import os
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m infomin.mi", description=main.__doc__)
+    p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
+    p.add_argument("--policy", default="D", help="comma-separated view policies (infomin.views.POLICIES)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--crop-min", type=float, default=None)
+    p.add_argument("--jitter-strength", type=float, default=None)
+    p.add_argument("--blur-prob", type=float, default=None)
+    p.add_argument("--ra-magnitude", type=float, default=None)
+    p.add_argument("--color-space", default="RGB")
+    p.add_argument("--bound", choices=BOUNDS, default="nce")
+    p.add_argument("--queue-size", type=int, default=0, help="0 = in-batch negatives (K = batch size)")
+    p.add_argument("--steps", type=int, default=300, help="critic training steps (same for every policy)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--eval-batches", type=int, default=10)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--output-dir", default="output/estimate_mi")
+    args = p.parse_args(argv)
+    from torchvision.datasets import ImageFolder
+
+    from infomin.views import POLICIES, build_multiview_transform
+
+    policies = [x.strip() for x in args.policy.split(",") if x.strip()]
+    unknown = [x for x in policies if x not in POLICIES]
+    if unknown or not policies:
+        p.error(f"unknown policy {unknown or args.policy!r}: choose from {sorted(POLICIES)}")
+    out = Path(args.output_dir)
+    root = args.data
+    if not root:
+        from infomin.datasets.builtin import generate
+
+        root = str(Path(generate(out / "builtin_data", seed=args.seed, progress=False).imagefolder_train).parent)
+    for split in ("train", "val"):
+        if not os.path.isdir(os.path.join(root, split)):
+            p.error(f"{root} has no {split}/ folder: --data must be an ImageFolder root with train/ and val/")
+    knobs = {"crop_min": args.crop_min, "jitter_strength": args.jitter_strength,
+             "blur_prob": args.blur_prob, "ra_magnitude": args.ra_magnitude}
+    budget = MIBudget(steps=args.steps, lr=args.lr, eval_batches=args.eval_batches, seed=args.seed)
+    results = {}
+    for policy in policies:
+        pairs = build_multiview_transform(policy, image_size=args.image_size, color_space=args.color_space,
+                                          **{k: v for k, v in knobs.items() if v is not None})
+        train, held = image_pair_loaders(ImageFolder(os.path.join(root, "train")), pairs,
+                                         heldout_dataset=ImageFolder(os.path.join(root, "val")),
+                                         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed)
+        torch.manual_seed(args.seed)
+        critic = image_critic(3, arch=args.arch, width=args.width, temperature=args.temperature)
+        est = estimate_mi(train, held, critic, bound=args.bound, budget=budget,
+                          queue_size=args.queue_size, device=args.device)
+        print(f"policy {policy}: {est.summary()}")
+        results[policy] = est.as_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    _save_text(out / "estimates.json", json.dumps({"args": vars(args), "estimates": results}, indent=1))
+    _plot_estimates(out / "estimates.png", results, args)
+    print(f"wrote {out / 'estimates.json'} and {out / 'estimates.png'}")
+    return 0
+
+
+def _save_text(path, text: str):
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _plot_estimates(path, results: dict, args):
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 3.5))
+    ax.bar(names, [results[n]["value"] for n in names], yerr=[results[n]["std"] for n in names], capsize=4)
+    log_k = results[names[0]]["log_k"]
+    if log_k:
+        ax.axhline(log_k, ls="--", color="k", lw=1, label=f"log K (K={results[names[0]]['k']})")
+        ax.axhline(CEILING_FRACTION * log_k, ls=":", color="r", lw=1, label="90% of log K")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("view policy")
+    ax.set_ylabel(f"{args.bound.upper()} bound (nats)")
+    ax.set_title(f"I between two views, held-out, critic {args.arch} x{args.width:g}, {args.steps} steps",
+                 fontsize=9)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    fig.savefig(tmp, dpi=90, format="png")
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -124,3 +124,26 @@ def test_two_stream_critic_for_channel_split_views():
     assert scores.shape == (4, 4) and scores.abs().max() <= 1 / critic.temperature + 1e-5
     with pytest.raises(ValueError, match="shared encoder"):
         mi.image_critic((1, 2), shared=True)
+
+
+def test_command_compares_policies_with_one_budget(tmp_path, capsys):
+    import json
+
+    for split in ("train", "val"):
+        for i, (im, label) in enumerate(_tiny_images(12, 40)):
+            folder = tmp_path / "data" / split / f"c{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            im.save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    assert mi.main(["--data", str(tmp_path / "data"), "--policy", "A,D", "--image-size", "24", "--steps", "2",
+                    "--batch-size", "4", "--eval-batches", "2", "--arch", "convnet", "--width", "0.25",
+                    "--workers", "0", "--output-dir", str(out)]) == 0
+    saved = json.loads((out / "estimates.json").read_text())["estimates"]
+    assert set(saved) == {"A", "D"}
+    for est in saved.values():
+        assert est["k"] == 4 and est["k_kind"] == "in-batch" and est["budget"]["steps"] == 2
+        assert est["value"] <= math.log(4) + 1e-6
+    assert (out / "estimates.png").read_bytes()[:4] == b"\x89PNG"
+    assert "K = 4 (in-batch)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mi.main(["--data", str(tmp_path / "data"), "--policy", "Z"])

@@ -79,3 +79,36 @@ def test_color_split_point(tmp_path, data_root):
     assert view_sweep.main(argv) == 0
     row = json.loads((out / "points" / "color_split=YDbDr.json").read_text())
     assert row["value"] == "YDbDr" and row["k"] == 8 and 0 <= row["accuracy"] <= 100
+
+
+def test_patch_pair_centres_are_the_requested_distance_apart():
+    import math
+
+    import numpy as np
+
+    xs, ys = np.meshgrid(np.arange(60), np.arange(50))  # R = 4x, G = 5y: pixels say where they are
+    img = Image.fromarray(np.stack([xs * 4, ys * 5, np.zeros_like(xs)], -1).astype(np.uint8))
+
+    def corner(t):  # undo the ImageNet Normalize on the top-left pixel
+        r, g = (float(t[c, 0, 0]) * std + mean for c, mean, std in ((0, 0.485, 0.229), (1, 0.456, 0.224)))
+        return round(r * 255 / 4), round(g * 255 / 5)
+
+    for d in (0, 7, 20):
+        pair = view_sweep.PatchPair(16, d)
+        for _ in range(10):
+            out = pair(img)
+            assert out["view1"].shape == (3, 16, 16)
+            (x1, y1), (x2, y2) = corner(out["view1"]), corner(out["view2"])
+            assert abs(math.hypot(x2 - x1, y2 - y1) - d) <= 1.0
+    with pytest.raises(ValueError, match="do not fit"):
+        view_sweep.PatchPair(16, 200)(img)
+
+
+def test_patch_distance_point(tmp_path, data_root):
+    out = tmp_path / "patches"
+    argv = ["--knob", "patch_distance", "--values", "4", "--data", data_root[0], "--output-dir", str(out),
+            "--patch-size", "16", "--mi-steps", "2", "--mi-batch", "8", "--mi-eval-batches", "1",
+            "--mi-arch", "convnet", "--mi-width", "0.25", "--device", "cpu"]
+    assert view_sweep.main(argv) == 0
+    row = _rows(out / "sweep.csv")[0]
+    assert row["knob"] == "patch_distance" and float(row["value"]) == 4.0 and int(row["k"]) == 8

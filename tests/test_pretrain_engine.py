@@ -77,7 +77,7 @@ def test_linear_eval_beats_chance(runs, root):
     cfg = load_cfg(TINY, tiny_opts(root, runs["out"] / "full"))
     with one_thread():
         result = run_linear_eval(cfg, runs["full"])
-    assert result["top1"] > 50.0  # 4 classes: chance is 25%
+    assert result["top1"] > 60.0  # 4 classes: chance is 25%
     assert result["top5"] == 100.0  # top-5 of 4 classes
     assert os.path.isfile(runs["out"] / "full" / "linear_eval" / "results.json")
     with one_thread():  # resuming a finished evaluation returns its result without retraining

@@ -192,6 +192,11 @@ def run(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    flags = [opt for opt in args.opts or [] if opt.startswith("--")]
+    if flags:  # argparse hands everything after the first KEY to the overrides
+        print(f"{parser.prog}: error: {flags[0]} comes after the KEY VALUE overrides; put all "
+              "--flags before the first KEY VALUE pair.", file=sys.stderr)
+        return 2
     try:
         register_cli_datasets(args)
         check_cfg(setup_cfg(args), args)

@@ -233,6 +233,9 @@ def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
     code, err = _run_main(capsys, "--num-gpus", "2", *base, "MODEL.WEIGHTS", "")
     assert code == 2 and "--num-gpus 2 but this machine has 0 CUDA GPU(s)" in err
 
+    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "--eval-only")
+    assert code == 2 and "--eval-only comes after the KEY VALUE overrides" in err
+
     code, err = _run_main(capsys, "--config-file", str(tmp_path / "missing.yaml"))
     assert code == 2 and "does not exist" in err
     assert not os.path.exists(out)  # refused before anything was written

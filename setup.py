@@ -31,6 +31,7 @@ setup(
         "iopath>=0.1.7,<0.1.10",
         "pycocotools>=2.0.2",
         "yacs>=0.1.8",
+        "pyyaml",
         "tqdm",
         "matplotlib",
         "tensorboard",

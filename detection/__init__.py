@@ -1,8 +1,10 @@
 """The Detectron2 extension: the C4 ExtraNorm head, dataset registration, trainer and train_net.
 
 Importing this package registers ``Res5ROIHeadsExtraNorm`` in Detectron2's ROI_HEADS registry, so
-the C4 configs in ``configs/`` build.
+the C4 configs in ``configs/`` build, and the ``infomin://NAME`` model-zoo path handler on
+Detectron2's PathManager, so ``MODEL.WEIGHTS infomin://InfoMin_800`` works in any config.
 """
+from . import zoo_handler  # noqa: F401  (registers infomin://)
 from .compiled_ops import CompiledOpsRequired, check_compiled_ops, has_compiled_ops
 from .datasets import builtin_root, register_coco_folder, register_voc_folder, voc_class_names
 from .roi_heads import Res5ROIHeadsExtraNorm

@@ -108,31 +108,23 @@ def _validate(cfg: CfgNode):
         raise ValueError(f"LEARN.MODE must be one of {MODES}, got {cfg.LEARN.MODE!r}")
     if cfg.DATA.FORMAT not in ("auto", "stl10", "imagefolder"):
         raise ValueError(f"DATA.FORMAT must be auto, stl10 or imagefolder, got {cfg.DATA.FORMAT!r}")
+    from infomin.views.colorspace import SPACES, canonical
+
+    try:
+        canonical(cfg.DATA.COLOR_SPACE)
+    except (KeyError, ValueError):
+        raise ValueError(f"DATA.COLOR_SPACE {cfg.DATA.COLOR_SPACE!r} is not one of {list(SPACES)}") from None
     if not 0 < cfg.DATA.LABELED_FRACTION <= 1:
         raise ValueError(f"DATA.LABELED_FRACTION must be in (0, 1], got {cfg.DATA.LABELED_FRACTION}")
 
 
 # ------------------------------------------------------------------------------------- data
 def _space_tensor(space: str):
-    """PIL RGB image -> float tensor [3, H, W] in ``space``, via infomin.views.colorspace."""
-    import numpy as np
+    """PIL RGB image -> float tensor [3, H, W] in ``space`` (infomin.views.colorspace, which
+    matches scikit-image's conversions); channels are standardised later by `Standardize`."""
+    from infomin.views.colorspace import convert
 
-    try:
-        from infomin.views.colorspace import convert
-    except ImportError:  # the views package not installed yet: scikit-image is its reference
-        import skimage.color
-
-        def convert(img, sp):
-            arr = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
-            out = arr if sp == "RGB" else getattr(skimage.color, f"rgb2{sp.lower()}")(arr)
-            return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
-
-    def to_tensor(img):
-        out = convert(img, space)
-        if not torch.is_tensor(out):
-            out = torch.from_numpy(np.ascontiguousarray(np.asarray(out).transpose(2, 0, 1)))
-        return out.float()
-    return to_tensor
+    return lambda img: convert(img, space).float()
 
 
 def _transforms(cfg):

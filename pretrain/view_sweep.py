@@ -94,7 +94,29 @@ def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
     train, held = mi.image_pair_loaders(split(cfg.DATA.TRAIN_SPLIT), pair_tf, batch_size=args.mi_batch,
                                         heldout_dataset=split(cfg.DATA.VAL_SPLIT), seed=cfg.SEED,
                                         num_workers=cfg.DATA.NUM_WORKERS)
-    return {"accuracy": float(linear["top1"]), **_estimate(args, train, held, 3, cfg.SEED)}
+    return {"accuracy": float(linear["top1"]), **_estimate(args, train, held, 3, cfg.SEED),
+            **_pretrain_i_nce(cfg)}
+
+
+def _pretrain_i_nce(cfg) -> dict:
+    """log K - L_NCE from the pretraining run's own last-epoch loss (what the paper plots), where
+    K = negatives + 1 of the method's queue or memory bank; empty if the run logged no loss."""
+    import math
+
+    from infomin.pretrain import build
+
+    path = Path(cfg.OUTPUT_DIR) / "metrics.jsonl"
+    negatives = cfg.MODEL.QUEUE_SIZE or build.method_defaults(cfg.MODEL.METHOD).get("queue_size")
+    if not path.is_file() or not negatives:
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [r for r in records if "loss_contrast" in r and "epoch" in r]
+    if not records:
+        return {}
+    last = max(r["epoch"] for r in records)
+    losses = [r["loss_contrast"] for r in records if r["epoch"] == last]
+    return {"pretrain_i_nce": math.log(negatives + 1) - sum(losses) / len(losses),
+            "pretrain_k": int(negatives) + 1}
 
 
 def _estimate(args, train, held, in_channels, seed, keep=None) -> dict:
@@ -202,12 +224,31 @@ def _patch_point(args, distance, root: str) -> dict:
     return {**result, "accuracy": linear_probe(features("train"), features("val"), seed=args.seed)}
 
 
+class SweepSettingsError(ValueError):
+    """The output folder belongs to a sweep with other settings."""
+
+
+def _claim(out: Path, settings: dict) -> None:
+    """Refuse to resume into a folder made with other settings: its points and the engine's
+    checkpoints inside it would silently mix two experiments."""
+    path = out / "sweep_settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != settings:
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+            raise SweepSettingsError(f"{out} holds a sweep made with other settings (differs in {changed}); "
+                             "use another --output-dir, or delete it to start over")
+    else:
+        _atomic_text(path, json.dumps(settings, indent=1))
+
+
 def sweep(args) -> list[dict]:
     """Run (or resume) every point; returns the rows in value order."""
     out = Path(args.output_dir)
     values = parse_values(args.knob, args.values)
     root = args.data or _default_root(out, args.seed)
     settings = _settings(args)
+    _claim(out, settings)
     rows = []
     for value in values:
         name = _point_name(args.knob, value)
@@ -215,7 +256,7 @@ def sweep(args) -> list[dict]:
         if done.is_file():
             row = json.loads(done.read_text())
             if row.get("settings") != settings:
-                raise ValueError(
+                raise SweepSettingsError(
                     f"{done} was made with other settings ({row.get('settings')}), not {settings}; "
                     "use another --output-dir, or delete that file to recompute the point")
             print(f"[{name}] done earlier: I_NCE {row['i_nce']:.3f}, top-1 {row['accuracy']:.2f}%")
@@ -235,7 +276,8 @@ def sweep(args) -> list[dict]:
     return rows
 
 
-CSV_FIELDS = ("knob", "value", "i_nce", "i_nce_std", "k", "log_k", "near_ceiling", "accuracy", "critic_steps")
+CSV_FIELDS = ("knob", "value", "i_nce", "i_nce_std", "k", "log_k", "near_ceiling", "accuracy", "critic_steps",
+              "pretrain_i_nce", "pretrain_k")
 
 
 def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
@@ -307,7 +349,10 @@ def main(argv=None) -> int:
             raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
     except ValueError as err:
         p.error(str(err))
-    rows = sweep(args)
+    try:
+        rows = sweep(args)
+    except SweepSettingsError as err:
+        p.error(str(err))
     print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")
     return 0
 

@@ -1,6 +1,7 @@
 """View sweep end to end on generated data: engine pretraining + linear probe + I_NCE per value."""
 import csv
 import json
+import math
 
 import pytest
 from PIL import Image
@@ -43,6 +44,7 @@ def test_sweep_two_values_writes_csv_plot_and_resumes(tmp_path, data_root, monke
     for r in rows:
         assert 0 <= float(r["accuracy"]) <= 100 and int(r["k"]) == 8
         assert float(r["i_nce"]) <= float(r["log_k"]) + 1e-6
+        assert int(r["pretrain_k"]) == 17 and float(r["pretrain_i_nce"]) <= math.log(17)
     with Image.open(out / "sweep.png") as im:
         assert im.format == "PNG" and im.size[0] > 100
     # the knob reached the engine: each point's saved config has its own crop lower bound
@@ -52,8 +54,9 @@ def test_sweep_two_values_writes_csv_plot_and_resumes(tmp_path, data_root, monke
     assert view_sweep.main(argv) == 0  # resumed: nothing recomputed
     assert capsys.readouterr().out.count("done earlier") == 2
     assert (out / "points" / "crop_min=0.2.json").stat().st_mtime_ns == first
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(SystemExit):  # a changed budget must not reuse the finished points
         view_sweep.main([a if a != "4" else "5" for a in argv])
+    assert "other settings (differs in ['mi_steps'])" in capsys.readouterr().err
 
 
 def test_bad_sweep_requests_fail_clearly(tmp_path, capsys):

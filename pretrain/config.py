@@ -17,6 +17,7 @@ class CfgNode(_FvCfgNode):
 
     def merge_from_other_cfg(self, cfg_other):
         _check_known_keys(self, cfg_other, prefix="")
+        _promote_ints(self, cfg_other)
         return super().merge_from_other_cfg(cfg_other)
 
     def merge_from_list(self, cfg_list):
@@ -24,9 +25,28 @@ class CfgNode(_FvCfgNode):
             raise ValueError(
                 f"Config opts must be KEY VALUE pairs, got an odd number of items: {list(cfg_list)}"
             )
-        for key in cfg_list[0::2]:
-            _check_full_key(self, key)
-        return super().merge_from_list(cfg_list)
+        pairs = []
+        for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
+            current = _check_full_key(self, key)
+            value = self._decode_cfg_value(value)
+            if _is_int(value) and isinstance(current, float):
+                value = float(value)  # `SOLVER.BASE_LR 1` means 1.0
+            pairs += [key, value]
+        return super().merge_from_list(pairs)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _promote_ints(root, other) -> None:
+    """An int where the default is a float (`BASE_LR: 1`) is read as that float."""
+    for k, v in other.items():
+        if k in root:
+            if isinstance(v, dict) and isinstance(root[k], dict):
+                _promote_ints(root[k], v)
+            elif _is_int(v) and isinstance(root[k], float):
+                other[k] = float(v)
 
 
 def _all_keys(node, prefix=""):
@@ -47,11 +67,13 @@ def _unknown_key_error(root, full_key):
 
 
 def _check_full_key(root, full_key):
+    """The current value at `full_key`, or a clear error when there is no such key."""
     node = root
     for part in full_key.split("."):
         if not isinstance(node, dict) or part not in node:
             raise _unknown_key_error(root, full_key)
         node = node[part]
+    return node
 
 
 def _check_known_keys(root, other, prefix):

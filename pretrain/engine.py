@@ -142,6 +142,8 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     rank, world = du.get_rank(), du.get_world_size()
     main = rank == 0
     amp_dtype = resolve_precision(cfg.MODEL.PRECISION, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
 
     if cfg.SOLVER.IMS_PER_BATCH % world:
         raise ValueError(

@@ -77,3 +77,11 @@ def test_unset_keys_fall_back_to_the_method_not_to_a_fixed_value():
     assert build.view_setting(cfg, "crop_min") == 0.08 and build.uses_jigsaw(cfg)
     cfg.VIEWS.JIGSAW = False  # an explicit setting is kept
     assert not build.uses_jigsaw(cfg)
+
+
+def test_numbers_are_read_the_way_people_write_them():
+    cfg = load_cfg(None, ["SOLVER.BASE_LR", "1", "MODEL.WIDTH", "0.5", "SOLVER.STEPS", "(3, 4)"])
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.MODEL.WIDTH == 0.5 and tuple(cfg.SOLVER.STEPS) == (3, 4)
+    with pytest.raises(ValueError, match="Type mismatch"):
+        load_cfg(None, ["SOLVER.EPOCHS", "2.5"])  # a fractional epoch count is still refused

@@ -151,3 +151,55 @@ def test_knn_matches_brute_force():
             votes[train_y[j]] += np.exp(sims[j] / 0.1)
         hits += int(votes.argmax() == y)
     assert got == pytest.approx(100.0 * hits / 15)
+
+
+PRESETS = ["insdis", "cmc", "moco", "pirl", "mocov2", "cmcv2", "infomin", "supervised"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_method_preset_trains_checkpoints_and_evaluates(name, root, tmp_path):
+    """Each reference recipe, shrunk (ResNet-18/4, 64 px, 2 steps), runs through the whole engine."""
+    path = os.path.join(os.path.dirname(TINY), "supervised_R50.yaml" if name == "supervised" else f"{name}_R50_200ep.yaml")
+    opts = tiny_opts(root, tmp_path, "MODEL.ARCH", "resnet18", "MODEL.WIDTH", 0.25, "VIEWS.IMAGE_SIZE", 64,
+                     "VIEWS.JIGSAW_CROP", 72, "VIEWS.JIGSAW_TILE", 18, "DATA.NUM_WORKERS", 0,
+                     "SOLVER.IMS_PER_BATCH", 8, "SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2,
+                     "LOG.PROGRESS_BAR", "False", "LINEAR.EPOCHS", 1, "LINEAR.IMS_PER_BATCH", 8,
+                     "LINEAR.ITERS_PER_EPOCH", 1, "LINEAR.BASE_LR", 0.5)
+    if name != "supervised":
+        opts += ["MODEL.QUEUE_SIZE", "16"]
+    cfg = load_cfg(path, opts)
+    with one_thread():
+        ckpt = run_pretraining(cfg)
+        result = run_linear_eval(cfg, ckpt)
+    state = load_checkpoint(ckpt)
+    assert state["method"] == cfg.MODEL.METHOD and state["iteration"] == 2
+    assert any(k.startswith("encoder.") for k in state["model"])
+    assert 0.0 <= result["top1"] <= result["top5"] <= 100.0
+
+
+def test_linear_eval_resumes_after_an_interruption_to_the_same_classifier(runs, root, tmp_path, monkeypatch):
+    import infomin.pretrain.linear_eval as le
+
+    opts = ["LINEAR.EPOCHS", "3", "LINEAR.STEPS", "(1, 2)", "LINEAR.ITERS_PER_EPOCH", "2"]
+    with one_thread():
+        full = run_linear_eval(load_cfg(TINY, tiny_opts(root, tmp_path / "a") + opts), runs["full"])
+    real_evaluate, calls = le.evaluate, []
+
+    def dies_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed after epoch 2's checkpoint
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(le, "evaluate", dies_in_epoch_3)
+    cfg = load_cfg(TINY, tiny_opts(root, tmp_path / "b") + opts)
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        run_linear_eval(cfg, runs["full"])
+    assert torch.load(tmp_path / "b" / "linear_eval" / "linear_checkpoint.pth", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(le, "evaluate", real_evaluate)
+    with one_thread():
+        resumed = run_linear_eval(cfg, runs["full"], resume="auto")
+    assert resumed == full
+    a = torch.load(tmp_path / "a" / "linear_eval" / "linear_final.pth", weights_only=True)["classifier"]
+    b = torch.load(tmp_path / "b" / "linear_eval" / "linear_final.pth", weights_only=True)["classifier"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -69,8 +69,9 @@ def test_converted_names_and_shapes_are_exactly_detectron2s(name):
     assert ours == detectron2_shapes(infer_arch(state).detectron2_settings())
 
 
-@pytest.mark.parametrize("arch_name,width,expected", [("resnet50", 2, "resnet50x2"),
-                                                      ("resnet18", 2, "resnet18x2")])
+@pytest.mark.parametrize("arch_name,width,expected", [
+    ("resnet50", 2, "resnet50x2"), ("resnet50", 0.5, "resnet50x0.5"),
+    ("resnet18", 2, "resnet18x2"), ("resnet18", 0.25, "resnet18x0.25")])
 def test_width_multiplier_of_our_encoders(arch_name, width, expected):
     with torch.device("meta"):
         state = backbone_state(build_encoder(arch_name, width=width))
@@ -78,7 +79,7 @@ def test_width_multiplier_of_our_encoders(arch_name, width, expected):
     check_backbone(state, arch)
     assert arch.name == expected and arch.width_multiplier == width
     settings = arch.detectron2_settings()
-    assert settings["MODEL.RESNETS.STEM_OUT_CHANNELS"] == 64 * width
+    assert settings["MODEL.RESNETS.STEM_OUT_CHANNELS"] == max(64 * width, 64)  # PyContrast's rule
     if arch.block == "bottleneck":  # Detectron2 builds R18/34 only at RES2_OUT_CHANNELS 64
         assert settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 256 * width
         assert settings["MODEL.RESNETS.WIDTH_PER_GROUP"] == 64 * width

@@ -49,5 +49,5 @@ def _notes(arch, declared, cast) -> list:
                      "C4 models (Res5ROIHeads) build a bottleneck res5 and cannot use them")
         if arch.res2_channels != 64:
             notes.append("Detectron2's build_resnet_backbone builds R18/R34 only with "
-                         "RES2_OUT_CHANNELS 64; these wider weights need a custom backbone")
+                         "RES2_OUT_CHANNELS 64; weights of another width need a custom backbone")
     return notes

@@ -45,34 +45,33 @@ class ResNetArch:
         return DEPTHS[(self.block, tuple(self.blocks_per_stage))]
 
     @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    @property
     def width_multiplier(self):
-        """Scale of every layer relative to torchvision's width (PyContrast's `resnet50x2` is 2)."""
-        w = self.stem_channels / 64
+        """Stage widths relative to torchvision's (PyContrast's `resnet50x2` is 2, CMC's streams 0.5)."""
+        w = self.res2_channels / (64 * self.expansion)
         return int(w) if w == int(w) else w
 
     @property
     def name(self) -> str:
-        """torchvision's name where one exists (resnet50, resnext101_32x8d, wide_resnet50_2)."""
+        """torchvision's name where one exists (resnet50, resnext101_32x8d, wide_resnet50_2),
+        else PyContrast's `resnet50x2` naming for width-scaled networks."""
         d, w = self.depth, self.width_multiplier
-        expansion = 4 if self.block == "bottleneck" else 1
-        if self.block == "basic":
-            plain = self.res2_channels == self.stem_channels
-            return f"resnet{d}" if (w == 1 and plain) else (f"resnet{d}x{w}" if plain else self._custom())
-        if self.stem_channels == 64 and self.res2_channels == 256:
+        if self.stem_channels == 64 and w == 1:
+            if self.block == "basic" or (self.groups == 1 and self.width_per_group == 64):
+                return f"resnet{d}"
             if self.groups > 1:
                 return f"resnext{d}_{self.groups}x{self.width_per_group}d"
-            if self.width_per_group == 64:
-                return f"resnet{d}"
             if self.width_per_group % 64 == 0:
                 return f"wide_resnet{d}_{self.width_per_group // 64}"
-        elif (self.groups == 1 and self.res2_channels == self.stem_channels * expansion
-              and self.width_per_group == self.stem_channels):
+        scaled = self.groups == 1 and self.stem_channels == max(int(64 * w), 64)
+        if scaled and (self.block == "basic" or self.width_per_group == int(64 * w)):
             return f"resnet{d}x{w}"
-        return self._custom()
-
-    def _custom(self) -> str:
-        return (f"resnet{self.depth} (custom widths: stem {self.stem_channels}, res2 "
-                f"{self.res2_channels}, {self.groups}x{self.width_per_group} groups)")
+        groups = f", {self.groups}x{self.width_per_group} groups" if self.block == "bottleneck" else ""
+        return (f"resnet{d} (custom widths: stem {self.stem_channels}, res2 "
+                f"{self.res2_channels}{groups})")
 
     def detectron2_settings(self) -> dict:
         """Config values a Detectron2 model needs to hold these weights (torchvision-style ResNet)."""

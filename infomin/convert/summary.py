@@ -43,7 +43,8 @@ class ConversionSummary:
             f"Converted {self.src} -> {self.dst}",
             f"  format: {self.fmt}{' (--ema: momentum encoder)' if self.ema else ''}; backbone taken from {self.source}",
             f"  architecture: {a.name} (depth {a.depth}, {a.block} blocks {list(a.blocks_per_stage)}, "
-            f"groups {a.groups} x width {a.width_per_group}, stem {a.stem_channels}, res2 {a.res2_channels} channels)",
+            + (f"groups {a.groups} x width {a.width_per_group}, " if a.block == "bottleneck" else "")
+            + f"stem {a.stem_channels}, res2 {a.res2_channels} channels)",
             f"  converted: {self.converted} tensors (stem.*, res2-res5.*)",
         ]
         if self.dropped:
@@ -54,7 +55,7 @@ class ConversionSummary:
             lines.append(f"  not model weights, ignored: {', '.join(map(str, self.ignored))}")
         for note in self.notes:
             lines.append(f"  note: {note}")
-        lines.append("Detectron2 config these weights need (the infomin configs already set them):")
+        lines.append("Detectron2 config these weights need (configs/*_infomin.yaml set them for resnet50):")
         lines += [f"  {k}: {_yaml(v)}" for k, v in self.detectron2_settings.items()]
         lines.append("Then fine-tune with: MODEL.WEIGHTS " + self.dst)
         return "\n".join(lines)

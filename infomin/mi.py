@@ -210,15 +210,19 @@ def dv_bound(scores: torch.Tensor) -> torch.Tensor:
 
 
 class _MineObjective:
-    """MINE's bias-corrected gradient: the log-partition term uses a moving average (Belghazi 2018)."""
+    """MINE's bias-corrected gradient: the log-partition term uses a moving average (Belghazi 2018).
 
-    def __init__(self, rate: float = 0.01):
-        self.rate, self.avg = rate, None
+    Scores are bounded by ``shift`` = 1/tau, so exp(T - shift) <= 1 never overflows; the constant
+    factor exp(-shift) cancels between E[e^T] and its moving average.
+    """
+
+    def __init__(self, shift: float, rate: float = 0.01):
+        self.shift, self.rate, self.avg = shift, rate, None
 
     def loss(self, scores: torch.Tensor) -> torch.Tensor:
         n = scores.shape[0]
         off = scores.masked_select(~torch.eye(n, dtype=torch.bool, device=scores.device))
-        mean_exp = torch.exp(off - off.max().detach()).mean()
+        mean_exp = torch.exp(off - self.shift).mean()
         self.avg = mean_exp.detach() if self.avg is None else (1 - self.rate) * self.avg + self.rate * mean_exp.detach()
         # gradient of log E[e^T] estimated as grad E[e^T] / moving average of E[e^T]
         return -(scores.diagonal().mean() - mean_exp / self.avg)
@@ -293,7 +297,7 @@ def train_critic(critic: Critic, train_pairs: Iterable, *, bound: str = "nce",
     torch.manual_seed(budget.seed)
     critic.to(device).train()
     opt = torch.optim.Adam(critic.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
-    mine = _MineObjective() if bound == "mine" else None
+    mine = _MineObjective(shift=1.0 / critic.temperature) if bound == "mine" else None
     queue = _Queue(queue_size) if queue_size else None
     values, batches = [], _cycle(train_pairs)
     while len(values) < budget.steps:

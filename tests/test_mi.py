@@ -28,7 +28,7 @@ class GaussianPairs:
             yield x, self.rho * x + math.sqrt(1 - self.rho ** 2) * torch.randn(self.batch, self.dim, generator=g)
 
 
-@pytest.mark.parametrize("bound", ["nce", "dv"])
+@pytest.mark.parametrize("bound", ["nce", "dv", "mine"])
 def test_recovers_known_gaussian_mi(bound):
     # true MI 1.02 nats, K = 64 (log K = 4.16, well above): tolerance 0.25 nats, from below
     train, held = GaussianPairs(2, 0.8, 64, 40, seed=0), GaussianPairs(2, 0.8, 64, 8, seed=1)

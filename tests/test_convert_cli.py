@@ -1,7 +1,7 @@
 """The converter's command line: what its summary reports, and the tools/ wrapper."""
 import os
 import pickle
-import subprocess
+import runpy
 import sys
 
 import numpy as np
@@ -61,13 +61,14 @@ def test_half_precision_weights_are_stored_as_float32(tmp_path, resnet18):
     assert any("says its architecture is 'resnet50'" in n for n in summary.notes)
 
 
-def test_tools_wrapper_converts_and_exits_zero(tmp_path, resnet18):
+def test_tools_wrapper_converts_and_exits_zero(tmp_path, resnet18, monkeypatch, capsys):
     save_checkpoint(resnet18, "moco", tmp_path / "moco.pth")
-    run = subprocess.run([sys.executable, os.path.join(REPO, "tools", "convert_pretrained.py"),
-                          str(tmp_path / "moco.pth"), str(tmp_path / "moco.pkl")],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "module.queue (1): negative-key queue" in run.stdout
+    script = os.path.join(REPO, "tools", "convert_pretrained.py")
+    monkeypatch.setattr(sys, "argv", [script, str(tmp_path / "moco.pth"), str(tmp_path / "moco.pkl")])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(script, run_name="__main__")
+    assert done.value.code == 0
+    assert "module.queue (1): negative-key queue" in capsys.readouterr().out
     with open(tmp_path / "moco.pkl", "rb") as f:
         data = pickle.load(f)
     assert data["__author__"] == "infomin" and data["matching_heuristics"] is True

@@ -35,7 +35,7 @@ from infomin import mi
 from infomin.viewgen import FlowViewGenerator
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
-           "evaluate_views", "linear_probe", "run", "main"]
+           "evaluate_views", "linear_probe", "save_generator", "load_generator", "run", "main"]
 
 MODES = ("unsupervised", "semi", "supervised")
 
@@ -366,6 +366,20 @@ def save_generator(path, generator: FlowViewGenerator, standardize: Standardize,
              "layers": cfg.GENERATOR.LAYERS, "generator": generator.state_dict(),
              "standardize": standardize.state_dict(), "config": cfg.dump()}
     _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_generator(path) -> tuple[FlowViewGenerator, Standardize]:
+    """(g, standardize) from a ``generator.pt``: views of a PIL image in g's colour space ``x`` are
+    ``g.views(standardize(x))``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != "infomin.viewgen":
+        raise ValueError(f"{path} is not a generator written by infomin-learn-views")
+    g = FlowViewGenerator(state["kind"], state["blocks"], hidden=state["hidden"], layers=state["layers"],
+                          color_space=state["color_space"])
+    g.load_state_dict(state["generator"])
+    std = Standardize(torch.zeros(g.channels), torch.ones(g.channels))
+    std.load_state_dict(state["standardize"])
+    return g.eval(), std
 
 
 def _plot(path: Path, history, results: dict, title: str):

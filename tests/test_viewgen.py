@@ -115,3 +115,38 @@ def test_unsupervised_view_learning_lowers_inc_and_stays_invertible(kind):
     x = _correlated_images(8, 5)
     with torch.no_grad():
         assert (g.inverse(g(x)[0]) - x).abs().max() < 1e-5
+
+
+def test_learn_views_command_writes_generator_summary_and_figure(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from infomin.pretrain import learn_views as lv
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 24), ("val", 8)):
+        for i in range(n):
+            folder = tmp_path / "data" / split / f"c{i % 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((torch.rand(20, 20, 3, generator=g) * 255).byte().numpy()).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    assert lv.main(["DATA.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(out), "LEARN.MODE", "semi",
+                    "GENERATOR.KIND", "nvp", "DATA.COLOR_SPACE", "YDbDr", "LEARN.STEPS", "3",
+                    "EVAL.STEPS", "2", "DATA.IMAGE_SIZE", "12", "LEARN.WIDTH", "0.125", "EVAL.WIDTH", "0.125",
+                    "LEARN.BATCH_SIZE", "4", "LEARN.LABELED_BATCH_SIZE", "2", "EVAL.BATCH_SIZE", "4",
+                    "DATA.NUM_WORKERS", "0", "DATA.LABELED_FRACTION", "0.5", "EVAL.PROBE_EPOCHS", "1",
+                    "EVAL.EVAL_BATCHES", "1", "DEVICE", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"learned (semi, nvp)", "raw YDbDr"}
+    assert summary["max_roundtrip_error"] < 1e-5
+    assert all(r["k"] == 4 for r in summary["results"].values())
+    assert (out / "view_learning.png").read_bytes()[:4] == b"\x89PNG"
+    gen, std = lv.load_generator(out / "generator.pt")
+    assert gen.kind == "nvp" and gen.color_space == "YDbDr"
+    x = std(torch.rand(2, 3, 6, 6))
+    assert (gen.inverse(gen(x)[0]) - x).abs().max() < 1e-5
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "step,i_nce,ce" and len(rows) == 4
+    with pytest.raises(SystemExit):
+        lv.main(["LEARN.MODE", "adversarial"])

@@ -20,8 +20,13 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="PATH|auto",
                    help="continue from a checkpoint, or `auto` for the newest one in the output dir")
     p.add_argument("--output-dir", default=None, help="same as the OUTPUT_DIR option")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    p.add_argument("opts", nargs="*", help="config overrides: KEY VALUE ...")
     return p
+
+
+def parse_args(parser: argparse.ArgumentParser, argv):
+    """Flags may come before or after the KEY VALUE opts (`... DATA.ROOT /x --resume auto`)."""
+    return parser.parse_intermixed_args(argv)
 
 
 def merge_output_dir(opts: list[str], output_dir: str | None, key: str = "OUTPUT_DIR") -> list[str]:
@@ -48,7 +53,7 @@ def setup_logging(output_dir: str | None, name: str = "log.txt") -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser(__doc__).parse_args(argv)
+    args = parse_args(build_parser(__doc__), argv)
     from .config import load_cfg
     from .engine import run_pretraining
 

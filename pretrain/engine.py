@@ -216,7 +216,8 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     if du.is_initialized():
         model = DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False, find_unused_parameters=cfg.DDP.FIND_UNUSED_PARAMETERS)
+            forward_sync_buffers=False,  # queues stay equal by construction; BN stats are per rank
+            find_unused_parameters=cfg.DDP.FIND_UNUSED_PARAMETERS)
     model.train()
 
     metrics = _Metrics(cfg, main)

@@ -5,14 +5,21 @@ its own queries, and the hit counts are summed over ranks. Returns top-1 in perc
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from . import distributed as du
 
+logger = logging.getLogger(__name__)
+
 
 def _unpack(batch):
     if isinstance(batch, dict):
+        for entry in batch.get("bad", ()):
+            if entry:
+                logger.warning("kNN monitor skipped unreadable image(s): %s", entry)
         return batch["image"], batch["label"]
     return batch[0], batch[1]
 

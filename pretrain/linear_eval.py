@@ -79,6 +79,9 @@ def evaluate(encoder, classifier, loader, device, autocast) -> dict:
     classifier.eval()
     with torch.no_grad():
         for batch in loader:
+            for entry in batch.get("bad", ()):
+                if entry:
+                    logger.warning("Evaluation skipped unreadable image(s): %s", entry)
             x, y = batch["image"].to(device), batch["label"].to(device)
             logits = classifier(_features(encoder, x, autocast))
             counts += torch.tensor(_topk_hits(logits, y) + [len(y)], dtype=torch.float64)
@@ -200,7 +203,7 @@ def _resolve(resume, out_dir):
 
 
 def main(argv=None) -> int:
-    from .cli import merge_output_dir, setup_logging
+    from .cli import merge_output_dir, parse_args, setup_logging
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a pretraining checkpoint (model_final.pth)")
@@ -208,8 +211,8 @@ def main(argv=None) -> int:
                    help="config to use instead of the one stored in the checkpoint")
     p.add_argument("--resume", default=None, metavar="PATH|auto")
     p.add_argument("--output-dir", default=None, help="same as the LINEAR.OUTPUT_DIR option")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = p.parse_args(argv)
+    p.add_argument("opts", nargs="*", help="config overrides: KEY VALUE ...")
+    args = parse_args(p, argv)
     opts = merge_output_dir(args.opts, args.output_dir, key="LINEAR.OUTPUT_DIR")
     try:
         if args.config_file:

@@ -86,6 +86,8 @@ def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
     cfg = load_cfg(args.config_file, opts)
     ckpt = run_pretraining(cfg, resume="auto")
     linear = run_linear_eval(cfg, ckpt, resume="auto")
+    if not _is_main():  # under torchrun only rank 0 estimates and writes; the others go on
+        return {}
     mi_cfg = cfg.clone()
     mi_cfg.defrost()
     mi_cfg.VIEWS.JIGSAW = False  # the I_NCE is between the two views; tiles are not needed
@@ -96,6 +98,11 @@ def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
                                         num_workers=cfg.DATA.NUM_WORKERS)
     return {"accuracy": float(linear["top1"]), **_estimate(args, train, held, 3, cfg.SEED),
             **_pretrain_i_nce(cfg)}
+
+
+def _is_main() -> bool:
+    """Rank 0 of a torchrun launch (RANK is set before the engine initialises the process group)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _pretrain_i_nce(cfg) -> dict:
@@ -248,7 +255,9 @@ def sweep(args) -> list[dict]:
     values = parse_values(args.knob, args.values)
     root = args.data or _default_root(out, args.seed)
     settings = _settings(args)
-    _claim(out, settings)
+    main_process = _is_main()
+    if main_process:
+        _claim(out, settings)
     rows = []
     for value in values:
         name = _point_name(args.knob, value)
@@ -263,12 +272,16 @@ def sweep(args) -> list[dict]:
         else:
             print(f"[{name}] pretraining, linear probe and I_NCE ...")
             point_dir = out / name
-            if args.knob == "color_split":
-                result = _color_point(args, value, point_dir, root)
-            elif args.knob == "patch_distance":
-                result = _patch_point(args, value, root)
-            else:
+            if args.knob in ENGINE_KNOBS:  # every rank trains; rank 0 also measures
                 result = _engine_point(args, args.knob, value, point_dir, root)
+            elif not main_process:
+                continue
+            elif args.knob == "color_split":
+                result = _color_point(args, value, point_dir, root)
+            else:
+                result = _patch_point(args, value, root)
+            if not main_process:
+                continue
             row = {"knob": args.knob, "value": value, **result, "settings": settings}
             _atomic_text(done, json.dumps(row, indent=1))
         rows.append(row)

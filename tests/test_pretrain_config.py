@@ -85,3 +85,19 @@ def test_numbers_are_read_the_way_people_write_them():
     assert cfg.MODEL.WIDTH == 0.5 and tuple(cfg.SOLVER.STEPS) == (3, 4)
     with pytest.raises(ValueError, match="Type mismatch"):
         load_cfg(None, ["SOLVER.EPOCHS", "2.5"])  # a fractional epoch count is still refused
+
+
+def test_cli_flags_may_follow_the_opts():
+    from infomin.pretrain.cli import build_parser, parse_args
+
+    args = parse_args(build_parser(""), ["--config-file", "a.yaml", "DATA.ROOT", "/x",
+                                         "SOLVER.WARMUP_EPOCHS", "-1", "--resume", "auto"])
+    assert args.resume == "auto" and args.opts == ["DATA.ROOT", "/x", "SOLVER.WARMUP_EPOCHS", "-1"]
+
+
+def test_output_dir_flag_and_a_different_opt_is_an_error_not_a_guess():
+    from infomin.pretrain.cli import merge_output_dir
+
+    assert merge_output_dir(["A", "1"], "/o") == ["A", "1", "OUTPUT_DIR", "/o"]
+    with pytest.raises(SystemExit, match="contradicts"):
+        merge_output_dir(["OUTPUT_DIR", "/p"], "/o")

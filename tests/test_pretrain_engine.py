@@ -4,6 +4,7 @@ Oracles: an uninterrupted run (for kill-and-resume), torchvision's ResNet key na
 infomin.convert + Detectron2's DetectionCheckpointer (for the checkpoint), chance level (for
 linear eval) and a brute-force kNN (for the monitor).
 """
+import json
 import os
 import shutil
 
@@ -71,6 +72,23 @@ def test_checkpoint_follows_the_documented_format(runs):
         assert key in ckpt
     assert set(ckpt["rng"]) >= {"torch", "numpy", "python", "ranks"}
     assert cfg_from_yaml_string(ckpt["config"]).MODEL.METHOD == "InfoMin"
+    out = os.path.dirname(runs["full"])
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "tb")))
+    records = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["iteration"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if "knn_top1" in r] == [0, 1]
+    assert all(k in records[0] for k in ("loss", "lr", "data_time"))
+
+
+def test_precision_bf16_on_cpu_trains_and_fp16_on_cpu_is_refused(root, tmp_path):
+    with one_thread():
+        ckpt = run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "bf16", "MODEL.PRECISION", "bf16",
+                                                           "SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2)))
+    state = load_checkpoint(ckpt)
+    assert state["model"]["encoder.conv1.weight"].dtype == torch.float32  # autocast, fp32 master weights
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "fp16", "MODEL.PRECISION", "fp16")))
 
 
 def test_linear_eval_beats_chance(runs, root):

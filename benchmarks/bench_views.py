@@ -69,6 +69,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--policy", default="D")
     ap.add_argument("--no-jigsaw", action="store_true", help="two views only")
     ap.add_argument("--color-space", default="RGB")
+    ap.add_argument("--full-decode", action="store_true", help="turn off the reduced-size JPEG decode of the fast path")
     ap.add_argument("--images", type=Path, help="folder of JPEGs (default: scikit-image samples)")
     ap.add_argument("--limit", type=int, default=64, help="at most this many files from --images")
     ap.add_argument("--pairs", type=int, default=48, help="view pairs per round")
@@ -80,7 +81,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
     kwargs = dict(policy=args.policy, jigsaw=not args.no_jigsaw, color_space=args.color_space)
-    pipelines = {"torchvision-PIL": build_reference_transform(**kwargs), "infomin": build_multiview_transform(**kwargs)}
+    pipelines = {"torchvision-PIL": build_reference_transform(**kwargs), "infomin": build_multiview_transform(fast_decode=not args.full_decode, **kwargs)}
     with tempfile.TemporaryDirectory() as tmp:
         paths = list_jpegs(args.images, args.limit) if args.images else write_samples(Path(tmp))
         sizes = [Image.open(p).size for p in paths]
@@ -92,6 +93,7 @@ def main(argv=None) -> dict:
                 rates[name].append(run_round(t, paths, args.pairs))
     result = {
         "policy": args.policy, "jigsaw": not args.no_jigsaw, "color_space": args.color_space,
+        "fast_decode": not args.full_decode,
         "images": len(paths), "min_side": min(min(s) for s in sizes), "max_side": max(max(s) for s in sizes),
         "pairs_per_round": args.pairs, "rounds": args.rounds,
         "torchvision_pairs_per_s_per_core": statistics.median(rates["torchvision-PIL"]),

@@ -5,6 +5,7 @@ reference's conv blur and scikit-image colour conversion on a fully decoded imag
 order. Given the same seeds, the fast path must produce the same views.
 """
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -125,6 +126,18 @@ def test_paths_loaded_images_and_one_view(tmp_path):
     assert build_multiview_transform("D", image_size=32, jigsaw=True)(gray)["jigsaw"].shape == (9, 3, 64, 64)
 
 
+def test_transforms_survive_pickling_for_dataloader_workers():
+    data = jpeg_bytes(120, 90)
+    for t in (build_multiview_transform("E", image_size=48, jigsaw=True, color_space="YDbDr"),
+              build_linear_train_transform(randaugment=True, image_size=48), build_eval_transform(48, 56)):
+        clone = pickle.loads(pickle.dumps(t))
+        seed_all(2)
+        a = t(open_jpeg(data))
+        seed_all(2)
+        b = clone(open_jpeg(data))
+        assert all(torch.equal(a[k], b[k]) for k in a) if isinstance(a, dict) else torch.equal(a, b)
+
+
 def test_eval_transform_equals_torchvision():
     img = Image.fromarray(photo(300, 200))
     mean, std = NORMALIZATION["RGB"]
@@ -158,6 +171,8 @@ def test_bad_arguments_get_clear_errors():
         build_multiview_transform("D", blurr=0.3)
     with pytest.raises(TypeError, match="PIL image or a path"):
         build_multiview_transform("D")(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="too small"):
+        build_multiview_transform("D", image_size=10)
     with pytest.raises(ValueError, match="resize"):
         build_eval_transform(image_size=224, resize=200)
     with pytest.raises(OSError):

@@ -66,8 +66,9 @@ class Policy:
             raise ValueError(f"policy {self.name!r}: set randaugment exactly when 'randaugment' is a stage")
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise ValueError(f"policy {self.name!r}: blur_sigma {self.blur_sigma} must be 0 < low <= high")
-        if self.image_size < 8:
-            raise ValueError(f"policy {self.name!r}: image_size {self.image_size} is too small (use >= 8)")
+        if self.image_size < 8 or (self.blur == "conv" and self.image_size <= 11):
+            raise ValueError(f"policy {self.name!r}: image_size {self.image_size} is too small (use >= 8, and >= 12 "
+                             "with the 23-tap conv blur, whose reflection padding needs 12 px)")
 
 
 _RA = "rand-n2-m10-mstd0.5"

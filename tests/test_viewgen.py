@@ -36,7 +36,8 @@ def test_log_determinant_matches_autograd_jacobian(kind):
     for p in pixels:  # g is pixel-wise: the Jacobian of one pixel's colour vector is 3x3
         jac = torch.autograd.functional.jacobian(lambda v: g(v.reshape(1, 3, 1, 1))[0].reshape(3), p)
         _, logabsdet = torch.linalg.slogdet(jac)
-        ld = g(p.reshape(1, 3, 1, 1))[1]
+        with torch.no_grad():
+            ld = g(p.reshape(1, 3, 1, 1))[1]
         assert float(ld) == pytest.approx(float(logabsdet), abs=1e-8)
         if kind == "vp":
             assert float(ld) == 0.0 and float(logabsdet) == pytest.approx(0.0, abs=1e-8)
@@ -100,17 +101,15 @@ def _held_out_ince(generator, seed=0):
                           warn=False).value
 
 
-@pytest.mark.parametrize("kind", ["vp", "nvp"])
-def test_unsupervised_view_learning_lowers_inc_and_stays_invertible(kind):
+def test_unsupervised_view_learning_lowers_inc_and_stays_invertible():
     torch.manual_seed(0)
-    g = FlowViewGenerator(kind, blocks=2, hidden=16)
+    g = FlowViewGenerator("vp", blocks=2, hidden=16)
     before = _held_out_ince(g)
     critic = mi.image_critic((1, 2), arch="convnet", width=0.25, embed_dim=16)
     history = learn_views(g, critic, Batches(_correlated_images(256, 0), 32, 0), steps=120,
                           lr_critic=3e-3, lr_generator=3e-3)
     assert len(history) == 120 and all(h["ce"] == 0 for h in history)
     after = _held_out_ince(g)
-    print("I_NCE before/after", before, after)
     assert after < before - 0.3, (before, after)
     x = _correlated_images(8, 5)
     with torch.no_grad():

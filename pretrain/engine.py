@@ -249,44 +249,30 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                     data_time = time.perf_counter() - t_data
                     bad_images.update(data.pop("bad", ()))
                     data = {k: v.to(device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
-                    with autocast():
-                        out = model(data)
-                    loss = out["loss"]
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"Loss is {loss.item()} at iteration {iteration}; lower SOLVER.BASE_LR or "
-                            "use MODEL.PRECISION fp32.")
                     lr = optimizer.param_groups[0]["lr"]
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    method.momentum_update()
+                    out = _train_step(model, method, data, optimizer, scheduler, scaler, autocast)
                     iteration += 1
-
-                    if iteration % cfg.LOG.PERIOD == 0 or iteration == stop_at:
-                        vals = _scalars(out)
-                        names = sorted(vals)
-                        stacked = torch.stack([vals[n] for n in names]).to(comm)
-                        du.all_reduce_sum(stacked)
-                        record = {n: float(v) / world for n, v in zip(names, stacked)}
-                        record.update(lr=lr, data_time=data_time, epoch=epoch)
-                        metrics.write(iteration, record)
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.4g}",
-                                            data=f"{data_time:.3f}s", epoch=epoch)
                     if bar is not None:
                         bar.update(1)
+                    if (cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0
+                            and iteration % iters_per_epoch and iteration != stop_at):
+                        _check_finite(out["loss"], iteration)
+                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+                    if iteration % cfg.LOG.PERIOD and iteration != stop_at:
+                        t_data = time.perf_counter()
+                        continue  # no host sync between log points
 
-                    stop = _agree(stop_flag.requested, comm)
+                    record = _reduce_scalars(out, comm, world, iteration)
+                    record.update(lr=lr, data_time=data_time, epoch=epoch)
+                    metrics.write(iteration, record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.4g}",
+                                        data=f"{data_time:.3f}s", epoch=epoch)
+                    stop = _agree(stop_flag.requested, comm)  # at log points: signals wait a few steps
                     if (stop or iteration == stop_at) and iteration < total_iters:
                         _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
                         logger.info("Stopped at iteration %d; continue with --resume auto.", iteration)
                         return os.path.join(cfg.OUTPUT_DIR, ckpt_io.checkpoint_name(iteration))
-                    if (cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0
-                            and iteration % iters_per_epoch):
-                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
                     t_data = time.perf_counter()
                 del data_iter
 
@@ -300,12 +286,42 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                     if main:
                         logger.info("epoch %d: kNN top-1 %.2f%%", done, acc)
                 if iteration % iters_per_epoch == 0 and iteration < total_iters:
+                    _check_finite(out["loss"], iteration)
                     _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
     finally:
         if bar is not None:
             bar.close()
         metrics.close()
     return _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+
+
+def _train_step(model, method, data, optimizer, scheduler, scaler, autocast) -> dict:
+    """One optimizer step (autocast forward, scaled backward, lr step, EMA update)."""
+    with autocast():
+        out = model(data)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(out["loss"]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    method.momentum_update()
+    return out
+
+
+def _check_finite(loss: torch.Tensor, iteration: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"Loss is {loss.item()} at iteration {iteration}; lower SOLVER.BASE_LR or use MODEL.PRECISION fp32.")
+
+
+def _reduce_scalars(out: dict, comm, world: int, iteration: int) -> dict:
+    """The method's logged scalars averaged over ranks (a NaN loss stops the run here)."""
+    _check_finite(out["loss"], iteration)
+    vals = _scalars(out)
+    names = sorted(vals)
+    stacked = torch.stack([vals[n] for n in names]).to(comm)
+    du.all_reduce_sum(stacked)
+    return {n: float(v) / world for n, v in zip(names, stacked)}
 
 
 def _agree(flag: bool, comm) -> bool:

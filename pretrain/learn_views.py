@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -343,21 +342,8 @@ def evaluate_views(generator, standardize, data: ViewData, cfg, device="cpu") ->
 
 
 # ------------------------------------------------------------------------------------ outputs
-def _atomic_write(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _write_text(path: Path, text: str):
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    mi.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_generator(path, generator: FlowViewGenerator, standardize: Standardize, cfg) -> None:
@@ -365,7 +351,7 @@ def save_generator(path, generator: FlowViewGenerator, standardize: Standardize,
              "color_space": generator.color_space, "hidden": cfg.GENERATOR.HIDDEN,
              "layers": cfg.GENERATOR.LAYERS, "generator": generator.state_dict(),
              "standardize": standardize.state_dict(), "config": cfg.dump()}
-    _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    mi.atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load_generator(path) -> tuple[FlowViewGenerator, Standardize]:
@@ -396,12 +382,13 @@ def _plot(path: Path, history, results: dict, title: str):
     for name, r in results.items():
         b.errorbar(r["i_nce"], r["accuracy"], xerr=r["i_nce_std"], fmt="o", capsize=3)
         b.annotate(name, (r["i_nce"], r["accuracy"]), textcoords="offset points", xytext=(5, 5))
+    b.margins(0.3)
     b.set_xlabel("held-out I_NCE of a fresh encoder (nats)")
     b.set_ylabel("linear-probe top-1 (%)")
     b.set_title("raw vs learned views")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    mi.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

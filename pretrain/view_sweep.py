@@ -62,9 +62,7 @@ def _point_name(knob, value) -> str:
 
 
 def _atomic_text(path: Path, text: str):
-    from infomin.pretrain.learn_views import _write_text
-
-    _write_text(path, text)
+    mi.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _default_root(out: Path, seed: int) -> str:
@@ -306,20 +304,19 @@ def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from infomin.pretrain.learn_views import _atomic_write
-
     fig, ax = plt.subplots(figsize=(5, 3.8))
     xs, ys = [r["i_nce"] for r in rows], [r["accuracy"] for r in rows]
     ax.plot(xs, ys, "-", color="0.7", zorder=1)
     ax.errorbar(xs, ys, xerr=[r["i_nce_std"] for r in rows], fmt="o", capsize=3, zorder=2)
     for r in rows:
         ax.annotate(f"{r['value']}", (r["i_nce"], r["accuracy"]), textcoords="offset points", xytext=(5, 5))
+    ax.margins(0.15)
     k = rows[0].get("k")
     ax.set_xlabel(f"I_NCE between views (nats, K={k})" if k else "I_NCE between views (nats)")
     ax.set_ylabel("linear-probe top-1 (%)")
     ax.set_title(f"view sweep over {knob}")
     fig.tight_layout()
-    _atomic_write(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    mi.atomic_write(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

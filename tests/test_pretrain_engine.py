@@ -221,3 +221,35 @@ def test_linear_eval_resumes_after_an_interruption_to_the_same_classifier(runs, 
     a = torch.load(tmp_path / "a" / "linear_eval" / "linear_final.pth", weights_only=True)["classifier"]
     b = torch.load(tmp_path / "b" / "linear_eval" / "linear_final.pth", weights_only=True)["classifier"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_checkpoints_and_exits_then_resume_matches_the_uninterrupted_run(runs, root, tmp_path):
+    """A real process gets SIGTERM (what a cluster sends before pre-emption) part-way through."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _pretrain_helpers import REPO
+
+    out = tmp_path / "killed"
+    opts = tiny_opts(root, out) + ["KNN.ENABLED", "True", "KNN.K", "5"]  # the same run as runs["full"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tools", "pretrain.py"), "--config-file", TINY,
+                             *opts], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count('"loss"') >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    log = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, log[-3000:]
+    assert "Stopped at iteration" in log
+    saved = sorted(f for f in os.listdir(out) if f.endswith(".pth"))
+    assert len(saved) == 1 and saved[0].startswith("checkpoint_") and FINAL_NAME not in saved
+    with one_thread():
+        final = run_pretraining(load_cfg(TINY, opts), resume="auto")
+    a, b = load_checkpoint(runs["full"])["model"], load_checkpoint(final)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -488,20 +488,36 @@ def main(argv=None) -> int:
     return 0
 
 
-def _save_text(path, text: str):
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it into place:
+    readers never see a half-written file. The file gets the usual umask-based permissions."""
     import os
     import tempfile
+    from pathlib import Path
 
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _save_text(path, text: str):
+    from pathlib import Path
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _plot_estimates(path, results: dict, args):
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -520,10 +536,7 @@ def _plot_estimates(path, results: dict, args):
     ax.set_title(f"I between two views, held-out, critic {args.arch} x{args.width:g}, {args.steps} steps",
                  fontsize=9)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90, format="png")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

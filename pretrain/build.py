@@ -59,9 +59,22 @@ def uses_jigsaw(cfg) -> bool:
     """Whether the views must include jigsaw tiles: VIEWS.JIGSAW, else the method's setting."""
     if cfg.VIEWS.JIGSAW is not None:
         return bool(cfg.VIEWS.JIGSAW)
+    return method_uses_jigsaw(cfg)
+
+
+def method_uses_jigsaw(cfg) -> bool:
     if cfg.MODEL.JIGSAW is not None:
         return bool(cfg.MODEL.JIGSAW)
     return bool(method_defaults(cfg.MODEL.METHOD).get("jigsaw", False))
+
+
+def check_views_match_method(cfg) -> None:
+    """A jigsaw branch without jigsaw tiles cannot train: say so before any data is read."""
+    if cfg.VIEWS.JIGSAW is not None and not cfg.VIEWS.JIGSAW and method_uses_jigsaw(cfg):
+        raise ValueError(
+            f"VIEWS.JIGSAW is False but {cfg.MODEL.METHOD} trains a jigsaw branch (MODEL.JIGSAW); "
+            "set MODEL.JIGSAW False as well, or leave VIEWS.JIGSAW unset."
+        )
 
 
 def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:

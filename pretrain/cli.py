@@ -66,8 +66,8 @@ def main(argv=None) -> int:
 
     try:
         path = run_pretraining(cfg, resume=args.resume)
-    except (FileNotFoundError, BadImageError) as e:  # the data, not the code: no traceback
-        raise SystemExit(f"Data error: {e}") from None
+    except (FileNotFoundError, BadImageError) as e:  # missing/bad files, not a bug: no traceback
+        raise SystemExit(f"Error: {e}") from None
     finally:
         if du.is_initialized():
             du.dist.destroy_process_group()

@@ -137,6 +137,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     Runs distributed when torch.distributed is initialised (or when launched by torchrun).
     """
     validate(cfg)
+    build.check_views_match_method(cfg)
     device = du.resolve_device(cfg.MODEL.DEVICE)
     du.init_distributed(device, cfg.DDP.TIMEOUT_MIN)
     rank, world = du.get_rank(), du.get_world_size()

@@ -150,10 +150,7 @@ def build_data(cfg) -> ViewData:
     train_tf, test_tf = _transforms(cfg)
     root = Path(cfg.DATA.ROOT) if cfg.DATA.ROOT else None
     if root is None:
-        from infomin.datasets.builtin import generate
-
-        data = generate(Path(cfg.OUTPUT_DIR) / "builtin_data", seed=cfg.SEED, progress=False)
-        root = Path(data.imagefolder_train).parent
+        root = Path(mi.builtin_imagefolder(Path(cfg.OUTPUT_DIR) / "builtin_data", cfg.SEED))
     fmt = cfg.DATA.FORMAT
     if fmt == "auto":
         fmt = "stl10" if (root / "stl10_binary").is_dir() else "imagefolder"

@@ -66,9 +66,7 @@ def _atomic_text(path: Path, text: str):
 
 
 def _default_root(out: Path, seed: int) -> str:
-    from infomin.datasets.builtin import generate
-
-    return str(Path(generate(out / "builtin_data", seed=seed, progress=False).imagefolder_train).parent)
+    return mi.builtin_imagefolder(out / "builtin_data", seed)
 
 
 def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:

@@ -101,3 +101,11 @@ def test_output_dir_flag_and_a_different_opt_is_an_error_not_a_guess():
     assert merge_output_dir(["A", "1"], "/o") == ["A", "1", "OUTPUT_DIR", "/o"]
     with pytest.raises(SystemExit, match="contradicts"):
         merge_output_dir(["OUTPUT_DIR", "/p"], "/o")
+
+
+def test_views_without_tiles_for_a_jigsaw_method_is_refused_up_front():
+    cfg = load_cfg(os.path.join(CONFIGS, "infomin_R50_200ep.yaml"), ["VIEWS.JIGSAW", "False"])
+    with pytest.raises(ValueError, match="VIEWS.JIGSAW is False but InfoMin trains a jigsaw branch"):
+        build.check_views_match_method(cfg)
+    ok = load_cfg(os.path.join(CONFIGS, "infomin_R50_200ep.yaml"), ["VIEWS.JIGSAW", "False", "MODEL.JIGSAW", "False"])
+    build.check_views_match_method(ok)

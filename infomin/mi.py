@@ -457,11 +457,7 @@ def main(argv=None) -> int:
     if unknown or not policies:
         p.error(f"unknown policy {unknown or args.policy!r}: choose from {sorted(POLICIES)}")
     out = Path(args.output_dir)
-    root = args.data
-    if not root:
-        from infomin.datasets.builtin import generate
-
-        root = str(Path(generate(out / "builtin_data", seed=args.seed, progress=False).imagefolder_train).parent)
+    root = args.data or builtin_imagefolder(out / "builtin_data", args.seed)
     for split in ("train", "val"):
         if not os.path.isdir(os.path.join(root, split)):
             p.error(f"{root} has no {split}/ folder: --data must be an ImageFolder root with train/ and val/")
@@ -486,6 +482,17 @@ def main(argv=None) -> int:
     _plot_estimates(out / "estimates.png", results, args)
     print(f"wrote {out / 'estimates.json'} and {out / 'estimates.png'}")
     return 0
+
+
+def builtin_imagefolder(folder, seed: int = 0) -> str:
+    """ImageFolder root (train/, val/) of the built-in data at its "full" scale (800 train / 200 val
+    images, enough for held-out batches of 64); its detection part is cut to a token size."""
+    from pathlib import Path
+
+    from infomin.datasets.builtin import generate
+
+    data = generate(folder, seed=seed, scale="full", overrides={"det_train": 2, "det_test": 2}, progress=False)
+    return str(Path(data.imagefolder_train).parent)
 
 
 def atomic_write(path, write) -> None:

@@ -339,6 +339,12 @@ def _fingerprint(ctx: Context, stage: str) -> str:
     """What a stage's result depends on: scale, seed, device, its configs and its inputs."""
     inputs = [ctx.results[d] for d in DEPENDS[stage]]
     configs = []
+    if stage == "data":
+        from infomin.datasets import builtin
+
+        configs.append([builtin.GENERATOR_VERSION, builtin.SCALES[ctx.scale]])
+    if ctx.quick:
+        configs.append(QUICK)
     if stage.startswith("pretrain-"):
         configs.append(_config_chain_digest(CONFIG_DIR / PRETRAIN_CONFIGS[stage.split("-", 1)[1]]))
     if stage.split("-")[0] in TASKS:

@@ -62,7 +62,7 @@ def test_rerun_reuses_every_stage(quick_run, capsys):
     start = time.time()
     assert demo.main(["--quick", "--output", str(out), "--device", "cpu"]) == 0
     assert _mtimes(out) == before  # no stage ran again
-    assert time.time() - start < min(30.0, first / 3)
+    assert time.time() - start < first / 3
     assert "| InfoMin |" in capsys.readouterr().out  # the table is printed
 
 

@@ -115,3 +115,25 @@ def test_patch_distance_point(tmp_path, data_root):
     assert view_sweep.main(argv) == 0
     row = _rows(out / "sweep.csv")[0]
     assert row["knob"] == "patch_distance" and float(row["value"]) == 4.0 and int(row["k"]) == 8
+
+
+def test_paper_protocol_configs_load_as_stated():
+    import glob
+    from pathlib import Path
+
+    from infomin.pretrain.config import load_cfg
+    from infomin.pretrain.learn_views import load_cfg as load_views_cfg
+
+    here = Path(__file__).resolve().parents[1] / "configs" / "views"
+    for name in ("sweep_crop_min_moco_R50_100ep.yaml", "sweep_jitter_moco_R50_100ep.yaml"):
+        cfg = load_cfg(str(here / name))
+        assert (cfg.MODEL.METHOD, cfg.MODEL.ARCH, cfg.SOLVER.EPOCHS, cfg.LINEAR.EPOCHS) == ("MoCo", "resnet50", 100, 60)
+    assert load_cfg(str(here / "sweep_jitter_moco_R50_100ep.yaml")).VIEWS.POLICY == "B"
+    stl = sorted(glob.glob(str(here / "stl10_*.yaml")))
+    modes = set()
+    for path in stl:
+        cfg = load_views_cfg(path)
+        assert cfg.DATA.FORMAT == "stl10" and cfg.DATA.IMAGE_SIZE == 64 and cfg.EVAL.COMPARE_RAW
+        modes.add((cfg.LEARN.MODE, cfg.GENERATOR.KIND, cfg.DATA.COLOR_SPACE))
+    assert {("unsupervised", "vp", "RGB"), ("semi", "vp", "RGB"), ("semi", "nvp", "RGB"),
+            ("supervised", "vp", "RGB"), ("semi", "vp", "YDbDr")} <= modes

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import time
@@ -191,23 +190,10 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
 
     start_iter = 0
     if resume_path:
-        state = ckpt_io.load_checkpoint(resume_path)
-        method.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_iter = int(state["iteration"])
-        ranks = state["rng"].get("ranks") or [state["rng"]]
-        if len(ranks) == world:
-            ckpt_io.set_rng_state(ranks[rank])
-        else:
-            logger.warning("Checkpoint was written by %d processes, now %d: RNG streams are reseeded, "
-                           "so the run continues correctly but not bit-identically.", len(ranks), world)
-            seed_all(derive_seed(cfg.SEED, rank, start_iter))
+        start_iter = _restore(resume_path, method, optimizer, scheduler, scaler, cfg.SEED)
         if main:
             logger.info("Resumed from %s at iteration %d (epoch %d).", resume_path, start_iter,
                         start_iter // iters_per_epoch)
-        del state
         if start_iter >= total_iters:
             if os.path.basename(resume_path) == ckpt_io.FINAL_NAME:
                 return resume_path
@@ -294,6 +280,25 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             bar.close()
         metrics.close()
     return _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+
+
+def _restore(path, method, optimizer, scheduler, scaler, seed) -> int:
+    """Load a checkpoint into the training objects and this rank's RNGs; returns its iteration."""
+    state = ckpt_io.load_checkpoint(path)
+    method.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    iteration = int(state["iteration"])
+    ranks = state["rng"].get("ranks") or [state["rng"]]
+    rank, world = du.get_rank(), du.get_world_size()
+    if len(ranks) == world:
+        ckpt_io.set_rng_state(ranks[rank])
+    else:
+        logger.warning("Checkpoint was written by %d processes, now %d: RNG streams are reseeded, "
+                       "so the run continues correctly but not bit-identically.", len(ranks), world)
+        seed_all(derive_seed(seed, rank, iteration))
+    return iteration
 
 
 def _train_step(model, method, data, optimizer, scheduler, scaler, autocast) -> dict:

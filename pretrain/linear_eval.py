@@ -151,7 +151,9 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
             ckpt_io.set_rng_state(ranks[rank])
         logger.info("Resumed linear eval from %s after epoch %d.", state_path, start_epoch)
 
-    model = DistributedDataParallel(classifier) if du.is_initialized() else classifier
+    model = classifier
+    if du.is_initialized():
+        model = DistributedDataParallel(classifier, device_ids=[device.index] if device.type == "cuda" else None)
     for epoch in range(start_epoch, cfg.LINEAR.EPOCHS):
         sampler.set_epoch(epoch)
         train_loader.dataset.set_epoch(epoch)

@@ -297,7 +297,10 @@ def _trainer_class():
 def _detect(ctx: Context, task: str, init: str) -> dict:
     cfg = build_detection_cfg(ctx, task, init)
     out = Path(cfg.OUTPUT_DIR)
+    from detectron2.utils.env import seed_all_rng
+
     with _detectron2_log_to(out / "log.txt"):
+        seed_all_rng(cfg.SEED)  # what default_setup does for Detectron2's tools
         Trainer = _trainer_class()
         Trainer.progress_desc = f"{task}-{init}"
         trainer = Trainer(cfg)

@@ -55,7 +55,10 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        logger.warning("Received signal %d: will checkpoint and stop after this iteration.", signum)
+        if self.requested:  # a second signal: the user (or scheduler) means it, stop now
+            raise SystemExit(128 + signum)
+        logger.warning("Received signal %d: will checkpoint and stop at the next log point "
+                       "(send it again to stop immediately).", signum)
         self.requested = True
 
     def __exit__(self, *exc):

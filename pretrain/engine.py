@@ -174,8 +174,11 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             f"The train split has {len(dataset)} images, fewer than one global batch "
             f"(SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}); lower the batch size."
         )
-    if cfg.SOLVER.ITERS_PER_EPOCH > 0:
-        iters_per_epoch = min(iters_per_epoch, cfg.SOLVER.ITERS_PER_EPOCH)
+    if cfg.SOLVER.ITERS_PER_EPOCH > iters_per_epoch:
+        logger.warning("SOLVER.ITERS_PER_EPOCH=%d but one pass over %d images is %d iterations; "
+                       "an epoch stays one pass.", cfg.SOLVER.ITERS_PER_EPOCH, len(dataset), iters_per_epoch)
+    elif cfg.SOLVER.ITERS_PER_EPOCH > 0:
+        iters_per_epoch = cfg.SOLVER.ITERS_PER_EPOCH
     total_iters = iters_per_epoch * cfg.SOLVER.EPOCHS
     bad_images = BadImageTracker(len(dataset), cfg.DATA.MAX_BAD_IMAGES, cfg.DATA.MAX_BAD_FRACTION)
 

@@ -136,9 +136,9 @@ class RobustImageFolder(ImageFolder):
 
 
 class BadImageTracker:
-    """Counts distinct unreadable images; warns with each path, stops the run past the limits.
-
-    A negative limit disables it. The fraction is relative to the dataset size.
+    """Counts distinct unreadable images and warns with each path; `check` stops the run past
+    the limits. A negative limit disables it. The fraction is relative to the dataset size.
+    Under torchrun, pass `check` the count summed over ranks so that all ranks stop together.
     """
 
     def __init__(self, dataset_size: int, max_images: int, max_fraction: float):
@@ -153,17 +153,17 @@ class BadImageTracker:
                 if line not in self.paths:
                     self.paths.add(line)
                     logger.warning("Skipped unreadable image %s", line)
-        self.check()
 
-    def check(self) -> None:
-        n = len(self.paths)
+    def check(self, total: int | None = None) -> None:
+        """`total`: the count over all ranks (default: this process's)."""
+        n = len(self.paths) if total is None else int(total)
         over_count = self.max_images >= 0 and n > self.max_images
         over_frac = self.max_fraction >= 0 and n > self.max_fraction * self.dataset_size
         if over_count or over_frac:
             raise BadImageError(
                 f"{n} unreadable images out of {self.dataset_size} (limits: DATA.MAX_BAD_IMAGES="
                 f"{self.max_images}, DATA.MAX_BAD_FRACTION={self.max_fraction}). Fix or remove "
-                "these files, or raise the limits:\n" + "\n".join(sorted(self.paths))
+                "these files, or raise the limits. Seen by this process:\n" + "\n".join(sorted(self.paths))
             )
 
 

@@ -255,6 +255,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                         t_data = time.perf_counter()
                         continue  # no host sync between log points
 
+                    bad_images.check(du.all_reduce_sum(torch.tensor([len(bad_images.paths)], device=comm)).item())
                     record = _reduce_scalars(out, comm, world, iteration)
                     record.update(lr=lr, data_time=data_time, epoch=epoch)
                     metrics.write(iteration, record)

@@ -167,6 +167,8 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+        comm = du.backend_device(device)
+        bad_images.check(du.all_reduce_sum(torch.tensor([len(bad_images.paths)], device=comm)).item())
         result = evaluate(encoder, classifier, val_loader, device, autocast)
         result.update(epoch=epoch + 1, loss=loss.item())
         history.append(result)

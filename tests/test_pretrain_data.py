@@ -52,12 +52,17 @@ def test_corrupt_and_truncated_images_are_reported_by_path_then_stop(tmp_path, t
     assert all(s["view1"].shape == (3, 64, 64) for s in samples)  # replaced by readable images
 
     tracker = BadImageTracker(len(ds), max_images=5, max_fraction=0.5)
-    tracker.update([s["bad"] for s in samples])  # 2 of 6: under both limits
+    tracker.update([s["bad"] for s in samples])
+    tracker.check()  # 2 of 6: under both limits
     assert len(tracker.paths) == 2
     tracker.update([s["bad"] for s in samples])  # the same files again are not new
+    assert len(tracker.paths) == 2
+    with pytest.raises(BadImageError, match="4 unreadable images"):
+        tracker.check(total=4)  # other ranks saw 2 more: 4 > 0.5 * 6
     strict = BadImageTracker(len(ds), max_images=1, max_fraction=-1)
+    strict.update([s["bad"] for s in samples])
     with pytest.raises(BadImageError) as e:
-        strict.update([s["bad"] for s in samples])
+        strict.check()
     assert str(truncated) in str(e.value) and "DATA.MAX_BAD_IMAGES" in str(e.value)
 
 

@@ -472,6 +472,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_cfg(args.config_file or None, args.opts)
+        if cfg.DATA.ROOT and not os.path.isdir(cfg.DATA.ROOT):
+            raise FileNotFoundError(f"DATA.ROOT {cfg.DATA.ROOT} is not a folder: give an STL-10 root "
+                                    "(with stl10_binary/) or an ImageFolder root (train/, val/)")
     except (ValueError, FileNotFoundError, KeyError) as err:
         p.error(str(err))
     summary = run(cfg)

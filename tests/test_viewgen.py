@@ -149,3 +149,5 @@ def test_learn_views_command_writes_generator_summary_and_figure(tmp_path):
     assert rows[0] == "step,i_nce,ce" and len(rows) == 4
     with pytest.raises(SystemExit):
         lv.main(["LEARN.MODE", "adversarial"])
+    with pytest.raises(SystemExit):
+        lv.main(["DATA.ROOT", str(tmp_path / "missing")])

@@ -376,6 +376,19 @@ def estimate_mi(train_pairs: Iterable, eval_pairs: Iterable, critic: Critic, *, 
 
 
 # ------------------------------------------------------------------------------ image sources
+class _Pairs(torch.utils.data.Dataset):
+    """Image dataset -> view pairs; module-level so spawn-started DataLoader workers can pickle it."""
+
+    def __init__(self, base, pair_transform):
+        self.base, self.pair_transform = base, pair_transform
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return self.pair_transform(self.base[i][0])
+
+
 def image_pair_loaders(dataset, pair_transform: Callable, *, batch_size: int = 64,
                        heldout_fraction: float = 0.2, num_workers: int = 0, seed: int = 0,
                        heldout_dataset=None):
@@ -388,16 +401,6 @@ def image_pair_loaders(dataset, pair_transform: Callable, *, batch_size: int = 6
     that K is the same for every batch.
     """
     from torch.utils.data import DataLoader, Subset
-
-    class _Pairs(torch.utils.data.Dataset):
-        def __init__(self, base):
-            self.base = base
-
-        def __len__(self):
-            return len(self.base)
-
-        def __getitem__(self, i):
-            return pair_transform(self.base[i][0])
 
     if heldout_dataset is None:
         if not 0 < heldout_fraction < 1:
@@ -412,7 +415,7 @@ def image_pair_loaders(dataset, pair_transform: Callable, *, batch_size: int = 6
             raise ValueError(f"the {name} split has {len(part)} images, fewer than batch_size="
                              f"{batch_size}: use more images or a smaller batch")
     gen = torch.Generator().manual_seed(seed)
-    make = lambda part, shuffle: DataLoader(_Pairs(part), batch_size=batch_size, shuffle=shuffle,
+    make = lambda part, shuffle: DataLoader(_Pairs(part, pair_transform), batch_size=batch_size, shuffle=shuffle,
                                             drop_last=True, num_workers=num_workers, generator=gen)
     return make(train_set, True), make(heldout_dataset, False)
 

@@ -118,21 +118,27 @@ def _validate(cfg: CfgNode):
 
 
 # ------------------------------------------------------------------------------------- data
-def _space_tensor(space: str):
+class _ToSpace:
     """PIL RGB image -> float tensor [3, H, W] in ``space`` (infomin.views.colorspace, which
-    matches scikit-image's conversions); channels are standardised later by `Standardize`."""
-    from infomin.views.colorspace import convert
+    matches scikit-image's conversions); channels are standardised later by `Standardize`.
+    A class, not a closure, so spawn-started DataLoader workers can pickle it."""
 
-    return lambda img: convert(img, space).float()
+    def __init__(self, space: str):
+        self.space = space
+
+    def __call__(self, img):
+        from infomin.views.colorspace import convert
+
+        return convert(img, self.space).float()
 
 
 def _transforms(cfg):
     import torchvision.transforms as T
 
-    size, space = cfg.DATA.IMAGE_SIZE, _space_tensor(cfg.DATA.COLOR_SPACE)
+    size, space = cfg.DATA.IMAGE_SIZE, _ToSpace(cfg.DATA.COLOR_SPACE)
     train = T.Compose([T.RandomResizedCrop(size, scale=(cfg.DATA.CROP_MIN, 1.0)),
-                       T.RandomHorizontalFlip(), T.Lambda(space)])
-    test = T.Compose([T.Resize(size), T.CenterCrop(size), T.Lambda(space)])
+                       T.RandomHorizontalFlip(), space])
+    test = T.Compose([T.Resize(size), T.CenterCrop(size), space])
     return train, test
 
 

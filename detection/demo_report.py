@@ -107,7 +107,7 @@ def plot_curves(results: dict, path: Path) -> None:
     for init in ("infomin", "supervised"):
         xs, ys = _series(_read_jsonl(results.get(f"pretrain-{init}", {}).get("metrics", "")), "loss")
         if xs:
-            axes[0].plot(xs, ys, label=INIT_LABELS[init])
+            axes[0].plot(xs, ys, marker=".", label=INIT_LABELS[init])
     axes[0].set(title="pretraining loss", xlabel="iteration", ylabel="loss")
     for ax, task, title in ((axes[1], "voc", "Faster R-CNN on VOC layout"),
                             (axes[2], "coco", "Mask R-CNN on COCO layout")):
@@ -115,7 +115,7 @@ def plot_curves(results: dict, path: Path) -> None:
             metrics = results.get(f"{task}-{init}", {}).get("metrics", "")
             xs, ys = _series(_read_jsonl(metrics), "total_loss")
             if xs:
-                ax.plot(xs, ys, label=INIT_LABELS[init])
+                ax.plot(xs, ys, marker="o", label=INIT_LABELS[init])
         ax.set(title=f"{title}: training loss", xlabel="iteration", ylabel="total loss")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:

@@ -185,7 +185,7 @@ def _shape_mask(cls: str, rng: np.random.Generator, size: int, centre, radius: f
 
 
 def render_scene(rng: np.random.Generator, size: int, n_objects: int,
-                 radius_range=(0.12, 0.3), centred: bool = False, min_visible: float = 0.45):
+                 radius_range=(0.12, 0.3), min_visible: float = 0.45):
     """Draw `n_objects` shapes over a background.
 
     Returns (uint8 image [size, size, 3], list of (class index, visible bool mask)), in drawing
@@ -194,14 +194,11 @@ def render_scene(rng: np.random.Generator, size: int, n_objects: int,
     """
     image = _background(rng, size)
     objects: list[tuple[int, np.ndarray]] = []
-    for k in range(n_objects):
+    for _ in range(n_objects):
         cls_idx = int(rng.integers(len(CLASSES)))
         for _ in range(10):
             radius = rng.uniform(*radius_range) * size
-            if centred and k == 0:
-                centre = size / 2 + rng.uniform(-0.12, 0.12, 2) * size
-            else:
-                centre = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
+            centre = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
             mask = _shape_mask(CLASSES[cls_idx], rng, size, centre, radius)
             if mask.sum() < 30:
                 continue
@@ -267,30 +264,28 @@ def _write_imagefolder(out: Path, seed: int, cfg: dict, progress) -> None:
             if counts[target] >= per_class:
                 continue
             # The dominant shape is drawn first and may be partly covered by a smaller one.
-            image, objects = _render_centred(rng, cfg["cls_size"], target)
+            image = _render_centred(rng, cfg["cls_size"], target)
             _save_jpeg(image, out / split / CLASSES[target] / f"{split}_{index:06d}.jpg")
             counts[target] += 1
             progress(1)
 
 
 def _render_centred(rng: np.random.Generator, size: int, target: int):
-    """An object-centric image: class `target` large in the middle, maybe a small occluder."""
+    """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder."""
     image = _background(rng, size)
     radius = rng.uniform(0.28, 0.42) * size
     centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
     mask = _shape_mask(CLASSES[target], rng, size, centre, radius)
     kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise")
     image = np.where(mask[..., None], _texture(rng, size, kinds), image)
-    objects = [(target, mask)]
     if rng.random() < 0.4:
         other = int(rng.integers(len(CLASSES)))
         small = _shape_mask(CLASSES[other], rng, size, rng.uniform(0, size, 2),
                             rng.uniform(0.1, 0.18) * size)
         if (mask & ~small).sum() >= 0.6 * mask.sum():
             image = np.where(small[..., None], _texture(rng, size, kinds), image)
-            objects = [(target, mask & ~small), (other, small)]
     noise = rng.normal(0, 4.0, image.shape)
-    return np.clip(image + noise, 0, 255).astype(np.uint8), objects
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
 def _scene_records(seed: int, split: str, count: int, cfg: dict, first_id: int, images_dir: Path,

@@ -70,6 +70,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-jigsaw", action="store_true", help="two views only")
     ap.add_argument("--color-space", default="RGB")
     ap.add_argument("--full-decode", action="store_true", help="turn off the reduced-size JPEG decode of the fast path")
+    ap.add_argument("--backend", default="cv2", choices=("cv2", "pil"),
+                    help="fast path's photometric ops: OpenCV (default) or the stock PIL ops (reference pixels)")
     ap.add_argument("--images", type=Path, help="folder of JPEGs (default: scikit-image samples)")
     ap.add_argument("--limit", type=int, default=64, help="at most this many files from --images")
     ap.add_argument("--pairs", type=int, default=48, help="view pairs per round")
@@ -79,9 +81,14 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
+    if args.backend == "cv2":
+        import cv2
+
+        cv2.setNumThreads(1)  # one core, like torch above (and like a DataLoader worker should run)
     random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
     kwargs = dict(policy=args.policy, jigsaw=not args.no_jigsaw, color_space=args.color_space)
-    pipelines = {"torchvision-PIL": build_reference_transform(**kwargs), "infomin": build_multiview_transform(fast_decode=not args.full_decode, **kwargs)}
+    pipelines = {"torchvision-PIL": build_reference_transform(**kwargs), "infomin": build_multiview_transform(fast_decode=not args.full_decode, backend=args.backend,
+                                                    **kwargs)}
     with tempfile.TemporaryDirectory() as tmp:
         paths = list_jpegs(args.images, args.limit) if args.images else write_samples(Path(tmp))
         sizes = [Image.open(p).size for p in paths]
@@ -93,7 +100,7 @@ def main(argv=None) -> dict:
                 rates[name].append(run_round(t, paths, args.pairs))
     result = {
         "policy": args.policy, "jigsaw": not args.no_jigsaw, "color_space": args.color_space,
-        "fast_decode": not args.full_decode,
+        "fast_decode": not args.full_decode, "backend": args.backend,
         "images": len(paths), "min_side": min(min(s) for s in sizes), "max_side": max(max(s) for s in sizes),
         "pairs_per_round": args.pairs, "rounds": args.rounds,
         "torchvision_pairs_per_s_per_core": statistics.median(rates["torchvision-PIL"]),
@@ -102,7 +109,7 @@ def main(argv=None) -> dict:
                    f"torch {torch.__version__}, Pillow {Image.__version__}",
     }
     result["ratio"] = result["infomin_pairs_per_s_per_core"] / result["torchvision_pairs_per_s_per_core"]
-    what = f"policy {args.policy}" + ("" if args.no_jigsaw else " + jigsaw")
+    what = f"policy {args.policy}" + ("" if args.no_jigsaw else " + jigsaw") + f", {args.backend} backend"
     print(f"{what}, {len(paths)} JPEGs of {result['min_side']}-{result['max_side']} px, 1 thread, "
           f"median of {args.rounds} rounds x {args.pairs} pairs")
     print(f"  torchvision-PIL pipeline: {result['torchvision_pairs_per_s_per_core']:7.1f} view pairs/s/core")

@@ -71,6 +71,19 @@ def open_image(source) -> Image.Image:
     raise TypeError(f"expected a PIL image or a path, got {type(source).__name__}")
 
 
+#: "cv2": photometric ops with OpenCV (same parameters, pixels within a level or so of PIL's; the
+#: default); "pil": the stock torchvision/PIL ops, the reference's pixels given the same seeds.
+BACKENDS = ("cv2", "pil")
+
+
+def _require_cv2() -> None:
+    try:
+        import cv2  # noqa: F401
+    except ImportError as e:
+        raise ImportError("backend='cv2' needs OpenCV: pip install opencv-python-headless "
+                          "(see requirements.txt), or pass backend='pil'") from e
+
+
 def _fired(p: float) -> bool:
     """torchvision's RandomApply test (draws nothing when the op always applies)."""
     return True if p >= 1.0 else not (p < torch.rand(1))
@@ -80,9 +93,14 @@ class MultiViewTransform:
     """Callable(PIL image or path) -> {"view1", "view2"[, "jigsaw"]} float tensors, normalised."""
 
     def __init__(self, policy: Policy, color_space: str = "RGB", jigsaw: JigsawSpec | None = None,
-                 views: int = 2, ra_ops: str | None = None, fast_decode: bool = True):
+                 views: int = 2, ra_ops: str | None = None, fast_decode: bool = True, backend: str = "cv2"):
         if views not in (1, 2):
             raise ValueError(f"views={views}: a multi-view transform makes 1 or 2 views per image")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: choose one of {BACKENDS} ('pil' = the reference's pixels)")
+        if backend == "cv2":
+            _require_cv2()
+        self.backend = backend
         self.policy = policy
         self.color_space = canonical(color_space)
         self.jigsaw = jigsaw
@@ -129,6 +147,8 @@ class MultiViewTransform:
         view = self._resized_crop(img, params.box, p.image_size, scale)
         if params.flip:
             view = view.transpose(_FLIP)
+        if self.backend == "cv2":
+            return self._render_cv2(np.asarray(view), params)
         for stage in p.stages:
             if stage == "jitter" and params.jitter is not None:
                 view = _jitter(view, params.jitter)
@@ -142,6 +162,27 @@ class MultiViewTransform:
             elif stage == "grayscale" and params.grayscale:
                 view = TF.rgb_to_grayscale(view, num_output_channels=3)
         return to_normalized_tensor(_uint8_chw(view), self.color_space)
+
+    def _render_cv2(self, arr: np.ndarray, params: ViewParams) -> torch.Tensor:
+        """The photometric stages with OpenCV on the uint8 HxWx3 view (see infomin.views.cvops)."""
+        from . import cvops
+
+        p = self.policy
+        for stage in p.stages:
+            if stage == "jitter" and params.jitter is not None:
+                arr = cvops.color_jitter(arr, params.jitter)
+            elif stage == "blur" and params.blur_sigma is not None:
+                if p.blur == "conv":
+                    arr = cvops.blur(arr, params.blur_sigma)
+                else:
+                    arr = np.asarray(self._pil_blur(Image.fromarray(arr), params.blur_sigma))
+            elif stage == "randaugment":
+                arr = np.asarray(self._ra(Image.fromarray(arr)))
+            elif stage == "grayscale" and params.grayscale:
+                arr = cvops.grayscale(arr)
+        if not (arr.flags.writeable and arr.flags.c_contiguous):  # np.asarray(PIL image) is read-only
+            arr = np.array(arr)
+        return to_normalized_tensor(torch.from_numpy(arr).permute(2, 0, 1), self.color_space)
 
     def render_jigsaw(self, img: Image.Image, params: JigsawParams, scale: int = 1) -> torch.Tensor:
         s = self.jigsaw
@@ -188,7 +229,8 @@ class MultiViewTransform:
 
     def __repr__(self):
         return (f"{type(self).__name__}(policy={self.policy}, color_space={self.color_space!r}, "
-                f"jigsaw={self.jigsaw}, views={self.views}, ra_ops={self.ra_ops!r}, fast_decode={self.fast_decode})")
+                f"jigsaw={self.jigsaw}, views={self.views}, ra_ops={self.ra_ops!r}, fast_decode={self.fast_decode}, "
+                f"backend={self.backend!r})")
 
 
 def _jitter(img: Image.Image, params) -> Image.Image:
@@ -224,7 +266,7 @@ def _jigsaw_spec(jigsaw) -> JigsawSpec | None:
 
 def build_multiview_transform(policy="D", image_size: int = 224, crop_min: float | None = None,
                               jigsaw: bool | JigsawSpec = False, color_space: str = "RGB", *, views: int = 2,
-                              ra_ops: str | None = None, fast_decode: bool = True,
+                              ra_ops: str | None = None, fast_decode: bool = True, backend: str = "cv2",
                               **overrides) -> MultiViewTransform:
     """Two independent views (plus the jigsaw view) of one image under a named policy A-E.
 
@@ -232,9 +274,11 @@ def build_multiview_transform(policy="D", image_size: int = 224, crop_min: float
     0.08, see :func:`infomin.views.default_crop_min`). ``overrides``: ``jitter_strength``,
     ``blur_prob``, ``ra_magnitude`` and any :class:`~infomin.views.Policy` field. ``ra_ops``:
     "rgb" or "cmc" (default: "cmc" for non-RGB colour spaces, as the reference does for CMC).
+    ``backend``: "cv2" (OpenCV photometric ops, same parameter draws, fast) or "pil" (the stock
+    torchvision/PIL ops: the reference's pixels given the same seeds).
     """
     pol = apply_overrides(policy, image_size=image_size, crop_min=crop_min, **overrides)
-    return MultiViewTransform(pol, color_space, _jigsaw_spec(jigsaw), views, ra_ops, fast_decode)
+    return MultiViewTransform(pol, color_space, _jigsaw_spec(jigsaw), views, ra_ops, fast_decode, backend)
 
 
 class _SingleView:

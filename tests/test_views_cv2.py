@@ -112,3 +112,15 @@ def test_backend_choice_is_checked_and_pil_backend_kept():
     with pytest.raises(ValueError, match="backend"):
         build_multiview_transform("D", backend="torch")
     assert build_multiview_transform("D", backend="pil").backend == "pil"
+
+
+def test_lookup_table_normalisation_is_bit_identical_to_to_normalized_tensor():
+    from infomin.views.colorspace import to_normalized_tensor
+
+    arr = photo(70, 50)
+    expected = to_normalized_tensor(torch.from_numpy(arr).permute(2, 0, 1))
+    assert torch.equal(cvops.to_normalized_rgb(arr), expected)
+    tiles = np.stack([arr[:20, :30], arr[25:45, 10:40]])  # [N, H, W, 3] -> [N, 3, H, W]
+    out = cvops.to_normalized_rgb(tiles)
+    assert out.shape == (2, 3, 20, 30) and out.is_contiguous()
+    assert torch.equal(out[1], to_normalized_tensor(torch.from_numpy(tiles[1]).permute(2, 0, 1)))

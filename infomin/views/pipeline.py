@@ -32,7 +32,7 @@ from PIL import Image
 
 from .blur import PILGaussianBlur, blur_uint8, sample_sigma
 from .colorspace import canonical, to_normalized_tensor
-from .jigsaw import JigsawSpec, cut_tiles, sample_offsets
+from .jigsaw import JigsawSpec, cut_tiles, sample_offsets, tile_origins
 from .policies import Policy, apply_overrides
 from .randaugment import build_randaugment
 from .reference import default_ra_ops
@@ -180,6 +180,8 @@ class MultiViewTransform:
                 arr = np.asarray(self._ra(Image.fromarray(arr)))
             elif stage == "grayscale" and params.grayscale:
                 arr = cvops.grayscale(arr)
+        if self.color_space == "RGB":
+            return cvops.to_normalized_rgb(arr)
         if not (arr.flags.writeable and arr.flags.c_contiguous):  # np.asarray(PIL image) is read-only
             arr = np.array(arr)
         return to_normalized_tensor(torch.from_numpy(arr).permute(2, 0, 1), self.color_space)
@@ -189,6 +191,12 @@ class MultiViewTransform:
         crop = self._resized_crop(img, params.box, s.crop_size, scale)
         if params.flip:
             crop = crop.transpose(_FLIP)
+        if self.backend == "cv2" and self.color_space == "RGB":
+            from . import cvops
+
+            arr, t = np.asarray(crop), s.tile
+            tiles = np.stack([arr[top:top + t, left:left + t] for top, left in tile_origins(params.offsets, s)])
+            return cvops.to_normalized_rgb(tiles)
         tiles = cut_tiles(_uint8_chw(crop), params.offsets, s)
         return to_normalized_tensor(tiles, self.color_space)
 

@@ -1,22 +1,27 @@
-"""Fast multi-view pipeline: same random draws and same ops as the reference, less work per view.
+"""Fast multi-view pipeline: the reference's random draws, in its order, with less work per view.
 
 What makes it faster than composing torchvision/PIL transforms per view, while keeping each view's
-distribution (and, given the same seeds, its pixels) the reference's:
+distribution the reference's:
 
 * every view's crop box, flip and photometric parameters are drawn *before* decoding, in the
   reference's order, so a JPEG can be decoded once at a reduced DCT scale (PIL ``draft``) whenever
-  every crop of this sample (two views, jigsaw) is still downscaled. This is the one approximation
-  (a reduced-size decode instead of a full one before the same antialiased resize); pass
-  ``fast_decode=False`` to turn it off, and pass the image lazily opened (``Image.open(path)``,
-  not ``.convert("RGB")``) or a path to turn it on;
-* the 23-tap blur is two small matrix products on the 224 px view instead of depthwise convolutions;
-* tensors are built once per view; jigsaw tiles are sliced from one tensor and normalised together.
+  every crop of this sample (two views, jigsaw) is still downscaled (a reduced-size decode instead
+  of a full one before the same antialiased PIL resize); ``fast_decode=False`` turns it off; pass
+  the image lazily opened (``Image.open(path)``, not ``.convert("RGB")``) or a path to use it;
+* ``backend="cv2"`` (default): colour jitter, the conv blur, grayscale and ToTensor/Normalize run
+  as OpenCV kernels on the uint8 view (:mod:`infomin.views.cvops`) with the sampled parameters;
+  pixels are within about a level of PIL's (the hue round trip rounds where PIL truncates), so
+  views are the reference's in distribution, not bit for bit. RandAugment stays timm's, on PIL;
+* ``backend="pil"``: the stock torchvision/PIL/timm ops, so given the same seeds the views are the
+  reference pipeline's pixels (the blur as band-matrix products may move a rare pixel one level);
+* tensors are built once per view; jigsaw tiles are sliced from one crop and normalised together.
 
-Colour jitter, RandAugment (timm) and grayscale run the stock torchvision/timm functions on the
-224 px PIL view, exactly as the reference does.
+Crop geometry (PIL's antialiased bilinear resize) is the same in both backends.
 
 Randomness comes from torch's global RNG (crop, flip, jitter, blur, grayscale, jigsaw offsets) and,
-for RandAugment, Python's ``random`` and NumPy's global RNG (timm). Seed all three per worker.
+for RandAugment, Python's ``random`` and NumPy's global RNG (timm). Seed all three per worker. Both
+backends consume exactly the same random numbers. With the cv2 backend, also call
+``cv2.setNumThreads(1)`` in DataLoader workers (as torch does for itself there).
 """
 from __future__ import annotations
 

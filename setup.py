@@ -37,6 +37,7 @@ setup(
         "tensorboard",
         "timm>=1.0",
         "scikit-image>=0.22",
+        "opencv-python-headless>=4.8",
     ],
     entry_points={
         "console_scripts": [
@@ -48,6 +49,7 @@ setup(
             "infomin-model-zoo = infomin.zoo.cli:main",
             "infomin-view-sweep = infomin.pretrain.view_sweep:main",
             "infomin-learn-views = infomin.pretrain.learn_views:main",
+            "infomin-estimate-mi = infomin.mi:main",
         ],
     },
 )

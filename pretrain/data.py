@@ -209,6 +209,13 @@ class WorkerSeeder:
 
     def __call__(self, worker_id: int) -> None:
         seed_all(derive_seed(self.seed, self.rank, worker_id, self.epoch, 0xA5))
+        # torch caps its own threads in workers, OpenCV (the views' colour ops) does not: without
+        # this every worker would start one OpenCV thread per core and oversubscribe the CPUs.
+        try:
+            import cv2
+        except ImportError:
+            return
+        cv2.setNumThreads(1)
 
 
 def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_workers: int,

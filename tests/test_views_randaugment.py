@@ -112,3 +112,16 @@ def test_bad_op_list_is_refused():
         build_randaugment(ops="hsv")
     with pytest.raises(ValueError, match="besides 'Identity'"):
         build_randaugment(ops=["Identity"])
+
+
+def test_low_magnitude_posterize_blacks_out_like_the_reference_instead_of_raising():
+    # magnitude 0 -> int(4 * 0 / 10) = 0 bits: the reference's Pillow masked every bit (all zero);
+    # Pillow >= 10 raises for bits=0, which used to crash ~10% of images at RA magnitudes < 2.5.
+    ra = build_randaugment("rand-n1-m0", ops=["Posterize"])
+    op = ra.ops[0]
+    op.prob = 1.0
+    img = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
+    out = np.asarray(op(img))
+    assert out.shape == (8, 8, 3) and out.max() == 0
+    op.magnitude = 10  # 4 bits kept: 200 = 0b11001000 -> 0b11000000
+    assert np.asarray(op(img)).max() == 192

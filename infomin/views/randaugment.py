@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PIL import Image, ImageOps
 from timm.data.auto_augment import AugmentOp, RandAugment, rand_augment_transform
 
 __all__ = ["RGB_OPS", "CMC_OPS", "reference_hparams", "build_randaugment", "op_names"]
@@ -50,6 +51,19 @@ def _identity(img, *args, **kwargs):
     return img
 
 
+def _posterize(img, bits_to_keep, **__):
+    """timm's posterize, with 0 bits kept meaning an all-zero image, as the reference's Pillow did.
+
+    "Posterize" keeps int(4 m / 10) bits, so magnitudes below 2.5 ask for 0 bits; Pillow >= 10
+    refuses that (ValueError) where the Pillow of the reference masked every bit away.
+    """
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
 def build_randaugment(config: str = "rand-n2-m10-mstd0.5", ops: str | Sequence[str] = "rgb",
                       image_size: int = 224) -> RandAugment:
     """timm RandAugment for ``config`` over the reference op list ``ops`` ("rgb", "cmc" or names)."""
@@ -66,6 +80,9 @@ def build_randaugment(config: str = "rand-n2-m10-mstd0.5", ops: str | Sequence[s
     template = ra.ops[0]
     ops_out = [_IdentityOp(template.prob, template.magnitude, template.hparams) if n == "Identity" else next(by_name)
                for n in names]
+    for op in ops_out:
+        if op.name == "Posterize":
+            op.aug_fn = _posterize
     return RandAugment(ops_out, ra.num_layers, choice_weights=ra.choice_weights)
 
 

@@ -422,13 +422,13 @@ def image_pair_loaders(dataset, pair_transform: Callable, *, batch_size: int = 6
 
 # ------------------------------------------------------------------------------------- command
 def main(argv=None) -> int:
-    """``python -m infomin.mi``: I_NCE between the two views of one or more augmentation policies."""
+    """``infomin-estimate-mi`` (tools/estimate_mi.py): I_NCE between the two views of one or more augmentation policies."""
     import argparse
     import json
     import os
     from pathlib import Path
 
-    p = argparse.ArgumentParser(prog="python -m infomin.mi", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="infomin-estimate-mi", description=main.__doc__)
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
     p.add_argument("--policy", default="D", help="comma-separated view policies (infomin.views.POLICIES)")
     p.add_argument("--image-size", type=int, default=64)

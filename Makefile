@@ -18,9 +18,10 @@ $(STAMP): requirements.txt setup.py tools/install_detectron2.py
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The test command README.md gives and .ci/run calls.
+# The test command README.md gives and .ci/run calls. One torch thread per process: the suite
+# starts several processes on a 2-core machine, and oversubscribed threads make it much slower.
 test: setup
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q tests
 
 demo: setup
 	$(PY) tools/demo.py $(DEMO_ARGS)

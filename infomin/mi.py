@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infomin.atomic import atomic_write_path, atomic_write_text
+
 __all__ = [
     "BOUNDS", "MIBudget", "MIEstimate", "MICeilingWarning", "Critic", "build_encoder",
     "image_critic", "mlp_critic", "nce_bound", "dv_bound", "train_critic", "evaluate_critic",
@@ -498,33 +500,8 @@ def builtin_imagefolder(folder, seed: int = 0) -> str:
     return str(Path(data.imagefolder_train).parent)
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it into place:
-    readers never see a half-written file. The file gets the usual umask-based permissions."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _save_text(path, text: str):
-    from pathlib import Path
-
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
 
 
 def _plot_estimates(path, results: dict, args):
@@ -546,7 +523,7 @@ def _plot_estimates(path, results: dict, args):
     ax.set_title(f"I between two views, held-out, critic {args.arch} x{args.width:g}, {args.steps} steps",
                  fontsize=9)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

@@ -10,10 +10,12 @@ import glob
 import os
 import random
 import re
-import tempfile
 
 import numpy as np
 import torch
+
+import infomin.atomic as infomin_atomic
+from infomin.atomic import atomic_file
 
 FORMAT = "infomin.pretrain"
 FORMAT_VERSION = 1
@@ -27,36 +29,12 @@ def checkpoint_name(iteration: int) -> str:
 
 def atomic_torch_save(obj, path: str) -> None:
     """torch.save to `path` without ever exposing a partial file there."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pth")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with atomic_file(path) as f:
+        torch.save(obj, f)
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    infomin_atomic.atomic_write_text(path, text)
 
 
 def rng_state() -> dict:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from infomin import mi
+from infomin.atomic import atomic_file, atomic_write_path, atomic_write_text
 from infomin.viewgen import FlowViewGenerator
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
@@ -346,7 +346,7 @@ def evaluate_views(generator, standardize, data: ViewData, cfg, device="cpu") ->
 
 # ------------------------------------------------------------------------------------ outputs
 def _write_text(path: Path, text: str):
-    mi.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
 
 
 def save_generator(path, generator: FlowViewGenerator, standardize: Standardize, cfg) -> None:
@@ -354,7 +354,8 @@ def save_generator(path, generator: FlowViewGenerator, standardize: Standardize,
              "color_space": generator.color_space, "hidden": cfg.GENERATOR.HIDDEN,
              "layers": cfg.GENERATOR.LAYERS, "generator": generator.state_dict(),
              "standardize": standardize.state_dict(), "config": cfg.dump()}
-    mi.atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    with atomic_file(path) as f:
+        torch.save(state, f)
 
 
 def load_generator(path) -> tuple[FlowViewGenerator, Standardize]:
@@ -391,7 +392,7 @@ def _plot(path: Path, history, results: dict, title: str):
     b.set_title("raw vs learned views")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    mi.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from infomin import mi
+from infomin.atomic import atomic_write_path, atomic_write_text
 
 __all__ = ["KNOBS", "ENGINE_KNOBS", "parse_values", "sweep", "write_outputs", "main"]
 
@@ -59,10 +60,6 @@ def parse_values(knob: str, text: str) -> list:
 
 def _point_name(knob, value) -> str:
     return f"{knob}={value}"
-
-
-def _atomic_text(path: Path, text: str):
-    mi.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _default_root(out: Path, seed: int) -> str:
@@ -242,7 +239,7 @@ def _claim(out: Path, settings: dict) -> None:
             raise SweepSettingsError(f"{out} holds a sweep made with other settings (differs in {changed}); "
                              "use another --output-dir, or delete it to start over")
     else:
-        _atomic_text(path, json.dumps(settings, indent=1))
+        atomic_write_text(path, json.dumps(settings, indent=1))
 
 
 def sweep(args) -> list[dict]:
@@ -279,7 +276,7 @@ def sweep(args) -> list[dict]:
             if not main_process:
                 continue
             row = {"knob": args.knob, "value": value, **result, "settings": settings}
-            _atomic_text(done, json.dumps(row, indent=1))
+            atomic_write_text(done, json.dumps(row, indent=1))
         rows.append(row)
         write_outputs(rows, out, args.knob)
     return rows
@@ -295,7 +292,7 @@ def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    _atomic_text(out / "sweep.csv", buf.getvalue())
+    atomic_write_text(out / "sweep.csv", buf.getvalue())
 
     import matplotlib
 
@@ -314,7 +311,7 @@ def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
     ax.set_ylabel("linear-probe top-1 (%)")
     ax.set_title(f"view sweep over {knob}")
     fig.tight_layout()
-    mi.atomic_write(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    atomic_write_path(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import uuid
+
+from infomin.atomic import atomic_file
 
 from .errors import ConversionError
 
@@ -30,18 +31,8 @@ def write_zoo_pickle(model: dict, dst: str) -> None:
     """Pickle `{"model", "__author__", "matching_heuristics": True}` to `dst` via temp file + os.replace."""
     check_destination(dst)
     payload = {"model": model, "__author__": AUTHOR, "matching_heuristics": True}
-    folder = os.path.dirname(os.path.abspath(dst))
-    tmp = os.path.join(folder, f".{os.path.basename(dst)}.{uuid.uuid4().hex}.tmp")
     try:
-        # os.open honours the umask, so the result gets the same mode as any new file
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+        with atomic_file(dst) as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(exc, OSError):
-            raise ConversionError(f"could not write {dst}: {exc}") from None
-        raise
+    except OSError as exc:
+        raise ConversionError(f"could not write {dst}: {exc}") from None

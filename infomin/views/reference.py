@@ -11,7 +11,6 @@ import numpy as np
 import skimage.color
 import torch
 import torchvision.transforms as T
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 from .blur import GaussianBlur, PILGaussianBlur

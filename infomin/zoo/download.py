@@ -30,6 +30,8 @@ from pathlib import Path
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
+from infomin.atomic import atomic_write_text
+
 from .catalog import ZooEntry
 
 CACHE_ENV = "INFOMIN_CACHE"
@@ -104,17 +106,7 @@ def read_pin(checkpoint: Path) -> str | None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def _looks_like_checkpoint(path: Path) -> bool:

@@ -1,7 +1,6 @@
 """Tiny settings and batches shared by the methods team's tests (fast on 2 CPU cores)."""
 import socket
 
-import pytest
 
 import torch
 
@@ -29,12 +28,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and the shared 2-core machine stays responsive."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

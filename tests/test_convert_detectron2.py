@@ -88,15 +88,6 @@ def assert_close(got, want):
     assert (got - want).abs().max().item() < 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On the shared 2-core test machine two torch threads mostly wait on each other."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def inputs():
     torch.manual_seed(1)

@@ -10,7 +10,7 @@ from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads
-from detectron2.structures import ImageList
+
 
 import infomin.detection.compiled_ops as compiled_ops
 from infomin.detection import (

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _methods_helpers import one_thread  # noqa: F401 (autouse fixture)
 from infomin.losses import contrastive_logits, info_nce, infomin_loss, mix_jigsaw, supervised_ce, top1_accuracy
 
 

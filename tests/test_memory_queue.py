@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from _methods_helpers import one_thread  # noqa: F401 (autouse fixture)
 from infomin.memory import Queue
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch.nn as nn
 
-from _methods_helpers import tiny_kwargs, one_thread  # noqa: F401 (autouse fixture)
+from _methods_helpers import tiny_kwargs
 from infomin.methods import METHOD_DEFAULTS, METHOD_VIEWS, build_method, resolve_settings
 
 

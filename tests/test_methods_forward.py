@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision
 
-from _methods_helpers import tiny_batch, tiny_kwargs, one_thread  # noqa: F401 (autouse fixture)
+from _methods_helpers import tiny_batch, tiny_kwargs
 from infomin.losses import info_nce
 from infomin.methods import METHOD_DEFAULTS, build_method
 

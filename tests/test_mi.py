@@ -8,7 +8,6 @@ from PIL import Image
 
 from infomin import mi
 
-from _viewtools_helpers import one_thread  # noqa: F401  (autouse)
 
 
 class GaussianPairs:

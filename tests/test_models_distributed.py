@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from _methods_helpers import free_port, one_thread, tiny_batch, tiny_kwargs  # noqa: F401 (autouse fixture)
+from _methods_helpers import free_port, tiny_batch, tiny_kwargs
 from infomin import distributed as D
 from infomin.methods import build_method
 from infomin.models import shuffled_forward

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-from _methods_helpers import one_thread  # noqa: F401 (autouse fixture)
 from infomin.models import ema_copy, momentum_update
 
 

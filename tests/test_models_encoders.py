@@ -4,7 +4,6 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.resnet import ResNet
 
-from _methods_helpers import one_thread  # noqa: F401 (autouse fixture)
 from infomin.models import TwoStreamEncoder, build_encoder, feature_dim
 from infomin.models.encoders import ARCHS, _rescale
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _methods_helpers import one_thread  # noqa: F401 (autouse fixture)
 from infomin.models import JigsawHead, build_head
 
 

@@ -8,7 +8,6 @@ from PIL import Image
 
 from infomin.pretrain import view_sweep
 
-from _viewtools_helpers import one_thread  # noqa: F401  (autouse)
 
 TINY = ["--config-file", "configs/views/sweep_moco_R18_tiny.yaml", "--mi-steps", "4", "--mi-batch", "8",
         "--mi-eval-batches", "2", "--mi-arch", "convnet", "--mi-width", "0.25", "--device", "cpu"]

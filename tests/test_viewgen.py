@@ -6,7 +6,6 @@ from infomin import mi
 from infomin.pretrain.learn_views import learn_views
 from infomin.viewgen import AdditiveCoupling, AffineCoupling, FlowViewGenerator
 
-from _viewtools_helpers import one_thread  # noqa: F401  (autouse)
 
 
 def _randomised(kind, seed=0, blocks=4):

@@ -11,17 +11,10 @@ import os
 import torch
 import torch.distributed as dist
 
-
-def is_initialized() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_initialized() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_initialized() else 1
+# the engine's names for the method library's world-of-one-aware helpers
+from infomin.distributed import is_dist as is_initialized
+from infomin.distributed import rank as get_rank
+from infomin.distributed import world_size as get_world_size
 
 
 def get_local_rank() -> int:

@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "supervised; plus random init), convert, fine-tune Faster R-CNN (VOC layout) "
                     "and Mask R-CNN (COCO layout), evaluate, and write OUTPUT/report.md.")
     p.add_argument("--quick", action="store_true",
-                   help="a few iterations per stage (about 3 minutes on 2 CPU cores; for tests)")
+                   help="a few iterations per stage (about 20 s on 2 idle CPU cores; for tests)")
     p.add_argument("--output", default="output/demo", help="folder for everything (default: %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")

@@ -16,12 +16,12 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from infomin.atomic import atomic_write_text
 
 __all__ = ["main", "STAGES", "INITS", "TASKS", "PAPER", "run_demo"]
 
@@ -57,21 +57,6 @@ logger = logging.getLogger("infomin.demo")
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -150,7 +135,7 @@ def workdir(ctx: Context, path: Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     if not stamp.is_file():
-        _atomic_write(stamp, ctx.key)
+        atomic_write_text(stamp, ctx.key)
     return path
 
 
@@ -376,7 +361,7 @@ def run_stage(ctx: Context, stage: str, force: bool = False) -> tuple[dict, bool
     start = time.time()
     ctx.key, ctx.fresh = key, force
     result = STAGE_FUNCS[stage](ctx)
-    _atomic_write(ctx.marker(stage), json.dumps(
+    atomic_write_text(ctx.marker(stage), json.dumps(
         {"stage": stage, "key": key, "seconds": round(time.time() - start, 1), "result": result},
         indent=1))
     return result, False

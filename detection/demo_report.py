@@ -6,9 +6,9 @@ reads stage results and metric files and writes `report.md`, `curves.png` and `a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from infomin.atomic import atomic_write_path, atomic_write_text
 
 INIT_LABELS = {"infomin": "InfoMin", "supervised": "supervised", "random": "random init"}
 
@@ -87,14 +87,7 @@ def _series(records, key):
 
 
 def _save_png(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def plot_curves(results: dict, path: Path) -> None:
@@ -150,7 +143,6 @@ def plot_ap(results: dict, path: Path) -> None:
 
 def write_report(output: Path, results: dict, paper: dict, *, quick: bool) -> dict:
     """Write report.md, curves.png and ap.png under `output`; return their paths and the table."""
-    from .demo import _atomic_write
 
     output = Path(output)
     curves, ap = output / "curves.png", output / "ap.png"
@@ -190,6 +182,6 @@ def write_report(output: Path, results: dict, paper: dict, *, quick: bool) -> di
         "",
     ])
     path = output / "report.md"
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return {"markdown": str(path), "curves": str(curves), "ap": str(ap), "table": table,
             "verdict": verdict(results)}

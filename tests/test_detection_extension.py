@@ -11,7 +11,6 @@ from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads
 
-
 import infomin.detection.compiled_ops as compiled_ops
 from infomin.detection import (
     CompiledOpsRequired, Res5ROIHeadsExtraNorm, build_evaluator, builtin_root, check_compiled_ops,

@@ -19,6 +19,7 @@ _METHOD_KEYS = {
     "JIGSAW": "jigsaw",
     "BETA": "beta",
     "SHUFFLE_BN": "shuffle_bn",
+    "BN_SPLITS": "bn_splits",
 }
 
 # config key -> build_multiview_transform override

@@ -109,6 +109,9 @@ def get_cfg() -> CfgNode:
     C.MODEL.JIGSAW = None
     C.MODEL.BETA = None  # weight of the jigsaw loss
     C.MODEL.SHUFFLE_BN = None  # queue methods: shuffle the key batch across all ranks
+    # queue methods: BatchNorm statistics over this many groups of each process's batch (1 = the
+    # whole batch); > 1 gives shuffle-BN its effect on one process (infomin.models.split_bn)
+    C.MODEL.BN_SPLITS = None
     C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
     C.MODEL.PRECISION = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
 

@@ -185,6 +185,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     # model: identical initialisation on every rank, then per-rank training randomness
     seed_all(cfg.SEED)
     method = build.build_method(cfg, dataset_size=len(dataset), num_classes=len(dataset.classes)).to(device)
+    _check_bn_groups(method.settings, batch, world)
     du.broadcast_module_state(method)
     params = [p for p in method.parameters() if p.requires_grad]
     schedule = build_schedule(cfg.SOLVER, cfg.SOLVER.IMS_PER_BATCH, iters_per_epoch)
@@ -287,6 +288,21 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             bar.close()
         metrics.close()
     return _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+
+
+def _check_bn_groups(settings: dict, batch: int, world: int) -> None:
+    """Refuse a batch that BN_SPLITS cannot divide; say when SHUFFLE_BN can do nothing."""
+    splits = settings.get("bn_splits", 1)
+    if batch % splits:
+        raise ValueError(
+            f"MODEL.BN_SPLITS={splits} must divide the batch per process ({batch} = "
+            f"SOLVER.IMS_PER_BATCH / {world} processes); change one of them."
+        )
+    if world == 1 and settings.get("shuffle_bn") and splits == 1:
+        logger.warning(
+            "MODEL.SHUFFLE_BN has no effect on one process with BatchNorm over the whole batch: the "
+            "network can tell this batch's keys from the queue's by their BatchNorm statistics. Set "
+            "MODEL.BN_SPLITS (e.g. 8) to split BatchNorm into groups as MoCo's single-GPU recipe does.")
 
 
 def _restore(path, method, optimizer, scheduler, scaler, seed) -> int:

@@ -2,6 +2,8 @@
 
 view1 -> online encoder/head = queries; view2 -> momentum encoder/head under shuffle-BN = keys;
 negatives = the queue as it was before this step; then the global batch of keys is enqueued.
+`bn_splits` > 1 computes both encoders' BatchNorm statistics over that many groups of each
+process's batch (infomin.models.split_bn), which gives shuffle-BN its effect on one process.
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from infomin import distributed as D
 from infomin.losses import contrastive_logits
 from infomin.memory import Queue
 from infomin.methods.base import ContrastiveMethod
-from infomin.models import ema_copy, momentum_update, shuffled_forward
+from infomin.models import ema_copy, momentum_update, shuffled_forward, split_batchnorm
 
 
 class MoCoMethod(ContrastiveMethod):
-    def __init__(self, *, momentum: float, shuffle_bn: bool = True, **settings):
+    def __init__(self, *, momentum: float, shuffle_bn: bool = True, bn_splits: int = 1, **settings):
         super().__init__(**settings)
-        self.momentum, self.shuffle_bn = momentum, shuffle_bn
+        self.momentum, self.shuffle_bn, self.bn_splits = momentum, shuffle_bn, bn_splits
+        split_batchnorm(self.encoder, bn_splits)
         self.encoder_ema = ema_copy(self.encoder)
         self.head_ema = ema_copy(self.head)
         if self.two_stream:

@@ -20,7 +20,7 @@ from infomin.models import ARCHS, HEADS
 _BACKBONE = {"arch": "resnet50", "width": 1}
 _SHARED = {**_BACKBONE, "feat_dim": 128, "queue_size": 65536, "beta": 0.5}
 _BANK = {**_SHARED, "momentum": 0.5}  # no key encoder, so no shuffle_bn
-_MOCO = {**_SHARED, "momentum": 0.999, "shuffle_bn": True}
+_MOCO = {**_SHARED, "momentum": 0.999, "shuffle_bn": True, "bn_splits": 1}
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "InsDis": {**_BANK, "head": "linear", "temperature": 0.07, "jigsaw": False},
@@ -54,7 +54,7 @@ _FAMILY = {
 }
 _DATA_FACTS = ("num_classes", "dataset_size")  # facts about the data, accepted by every method
 _KNOWN = ("arch", "width", "feat_dim", "head", "temperature", "queue_size", "momentum",
-          "jigsaw", "beta", "shuffle_bn") + _DATA_FACTS
+          "jigsaw", "beta", "shuffle_bn", "bn_splits") + _DATA_FACTS
 
 
 def canonical_name(name: str) -> str:
@@ -111,6 +111,8 @@ def _validate(name: str, s: dict[str, Any], given: dict[str, Any]) -> None:
     m = s["momentum"]
     if not (isinstance(m, (int, float)) and 0 <= m and (m < 1 if bank else m <= 1)):
         raise ValueError(f"momentum must lie in [0, 1] (EMA) or [0, 1) (memory bank), got {m!r}")
+    if "bn_splits" in s and not (isinstance(s["bn_splits"], int) and s["bn_splits"] >= 1):
+        raise ValueError(f"bn_splits must be a positive int (1 = BatchNorm over the whole batch), got {s['bn_splits']!r}")
     if not (isinstance(s["beta"], (int, float)) and 0 <= s["beta"] <= 1):
         raise ValueError(f"beta must lie in [0, 1], got {s['beta']!r}")
     if bank:
@@ -132,7 +134,7 @@ def build_method(name: str, *, arch: str | None = None, width: float | None = No
 
     `queue_size` is the number of negatives (queue length, or bank draws per image);
     `momentum` the EMA momentum (queue methods) or bank-entry momentum (bank methods).
-    Extra keyword: `shuffle_bn` (queue methods). Bank methods need `dataset_size`,
+    Extra keywords: `shuffle_bn` and `bn_splits` (queue methods). Bank methods need `dataset_size`,
     Supervised needs `num_classes`.
     """
     s = resolve_settings(
@@ -148,7 +150,8 @@ def build_method(name: str, *, arch: str | None = None, width: float | None = No
         common = {k: s[k] for k in ("arch", "width", "feat_dim", "head", "temperature", "queue_size",
                                     "jigsaw", "beta", "momentum")}
         if cls is MoCoMethod:
-            method = MoCoMethod(two_stream=two_stream, shuffle_bn=bool(s["shuffle_bn"]), **common)
+            method = MoCoMethod(two_stream=two_stream, shuffle_bn=bool(s["shuffle_bn"]),
+                                bn_splits=s["bn_splits"], **common)
         else:
             method = MemoryBankMethod(two_stream=two_stream, dataset_size=s["dataset_size"], **common)
     method.name = name

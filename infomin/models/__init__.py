@@ -1,11 +1,13 @@
-"""Networks: torchvision ResNet encoders, projection/jigsaw heads, EMA, shuffle-BN, CMC streams."""
+"""Networks: torchvision ResNet encoders, projection/jigsaw heads, EMA, shuffle-BN, split BN, CMC streams."""
 from infomin.models.cmc import TwoStreamEncoder, TwoStreamHead
 from infomin.models.ema import ema_copy, momentum_update
 from infomin.models.encoders import ARCHS, build_encoder, feature_dim
 from infomin.models.heads import HEADS, JigsawHead, L2Norm, build_head
 from infomin.models.shuffle_bn import shuffled_forward
+from infomin.models.split_bn import SplitBatchNorm2d, split_batchnorm
 
 __all__ = [
-    "ARCHS", "HEADS", "JigsawHead", "L2Norm", "TwoStreamEncoder", "TwoStreamHead",
+    "ARCHS", "HEADS", "JigsawHead", "L2Norm", "SplitBatchNorm2d", "TwoStreamEncoder", "TwoStreamHead",
     "build_encoder", "build_head", "ema_copy", "feature_dim", "momentum_update", "shuffled_forward",
+    "split_batchnorm",
 ]

@@ -5,7 +5,8 @@ and broadcast, encoded (each rank takes its share of the permuted batch), gather
 back in the original order. So a key's BatchNorm statistics come from a random subset of the
 global batch, not from the rank that holds its query. Unlike PyContrast this is not limited to
 one node, and ranks may hold different numbers of rows (an uneven last batch).
-With one process there is nothing to shuffle across and the encoder runs on the batch as it is.
+With one process the batch is permuted locally: a no-op for plain BatchNorm, and what shuffle-BN
+needs when BatchNorm statistics come from groups of the batch (infomin.models.split_bn).
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def shuffled_forward(
     is needed for it. No gradient flows (keys come from the momentum encoder).
     """
     if not D.is_dist() or D.world_size() == 1:
-        keys = encode(x)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        keys_shuffled = encode(x[perm])
+        keys = torch.empty_like(keys_shuffled)
+        keys[perm] = keys_shuffled
         return keys, keys
     sizes = D.gather_sizes(x.shape[0], x.device)
     x_all = D.all_gather_nograd(x, sizes)

@@ -253,3 +253,21 @@ def test_sigterm_checkpoints_and_exits_then_resume_matches_the_uninterrupted_run
         final = run_pretraining(load_cfg(TINY, opts), resume="auto")
     a, b = load_checkpoint(runs["full"])["model"], load_checkpoint(final)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bn_splits_trains_split_encoders_and_bad_splits_or_no_op_shuffle_are_reported(root, tmp_path, caplog):
+    """BN_SPLITS reaches the run and the checkpoint keeps plain BatchNorm keys; a batch it cannot
+    divide stops before training; SHUFFLE_BN on one process without it is warned about."""
+    short = ("SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2)
+    warning = "SHUFFLE_BN has no effect on one process"
+    with one_thread(), caplog.at_level("WARNING", logger="infomin.pretrain.engine"):
+        ckpt = run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "split", "MODEL.BN_SPLITS", 4, *short)))
+        assert warning not in caplog.text
+        state = load_checkpoint(ckpt)
+        assert "BN_SPLITS: 4" in state["config"]
+        assert "encoder.bn1.running_var" in state["model"] and "encoder_ema.bn1.running_var" in state["model"]
+        with pytest.raises(ValueError, match=r"MODEL.BN_SPLITS=3 must divide the batch per process \(16"):
+            run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "bad", "MODEL.BN_SPLITS", 3, *short)))
+        assert not any(n.endswith(".pth") for n in os.listdir(tmp_path / "bad"))
+        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "plain", *short)))
+        assert warning in caplog.text

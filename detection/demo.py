@@ -222,22 +222,25 @@ def build_detection_cfg(ctx: Context, task: str, init: str):
 
 @contextlib.contextmanager
 def _detectron2_log_to(path: Path):
-    """Send Detectron2's INFO log to a file (the terminal shows progress bars and the table)."""
-    log = logging.getLogger("detectron2")
+    """Send Detectron2's INFO log, and fvcore's checkpoint messages (the expected list of head
+    weights a backbone-only file lacks), to a file; the terminal shows progress bars and the table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s %(levelname)s]: %(message)s"))
-    old = (log.level, log.propagate)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    log.addHandler(handler)
+    logs = [logging.getLogger(name) for name in ("detectron2", "fvcore")]
+    old = [(log.level, log.propagate) for log in logs]
+    for log in logs:
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        log.addHandler(handler)
     try:
         yield
     finally:
-        log.removeHandler(handler)
+        for log, (level, propagate) in zip(logs, old):
+            log.removeHandler(handler)
+            log.setLevel(level)
+            log.propagate = propagate
         handler.close()
-        log.setLevel(old[0])
-        log.propagate = old[1]
 
 
 def _trainer_class():

@@ -20,7 +20,7 @@ from infomin.models import ema_copy, momentum_update, shuffled_forward, split_ba
 class MoCoMethod(ContrastiveMethod):
     def __init__(self, *, momentum: float, shuffle_bn: bool = True, bn_splits: int = 1, **settings):
         super().__init__(**settings)
-        self.momentum, self.shuffle_bn, self.bn_splits = momentum, shuffle_bn, bn_splits
+        self.momentum, self.shuffle_bn = momentum, shuffle_bn
         split_batchnorm(self.encoder, bn_splits)
         self.encoder_ema = ema_copy(self.encoder)
         self.head_ema = ema_copy(self.head)

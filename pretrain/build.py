@@ -7,21 +7,6 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-# config key -> build_method keyword
-_METHOD_KEYS = {
-    "ARCH": "arch",
-    "WIDTH": "width",
-    "FEAT_DIM": "feat_dim",
-    "HEAD": "head",
-    "TEMPERATURE": "temperature",
-    "QUEUE_SIZE": "queue_size",
-    "MOMENTUM": "momentum",
-    "JIGSAW": "jigsaw",
-    "BETA": "beta",
-    "SHUFFLE_BN": "shuffle_bn",
-    "BN_SPLITS": "bn_splits",
-}
-
 # config key -> build_multiview_transform override
 _VIEW_OVERRIDES = {
     "JITTER_STRENGTH": "jitter_strength",
@@ -31,6 +16,7 @@ _VIEW_OVERRIDES = {
 
 
 def method_defaults(name: str) -> dict:
+    """The reference value of every setting of MODEL.METHOD (its registry entry)."""
     from infomin.methods import METHOD_DEFAULTS
 
     if name not in METHOD_DEFAULTS:
@@ -53,7 +39,11 @@ def view_setting(cfg, key: str):
 
 
 def method_kwargs(cfg) -> dict:
-    return {kw: cfg.MODEL[key] for key, kw in _METHOD_KEYS.items() if cfg.MODEL[key] is not None}
+    """MODEL.<SETTING> -> build_method keyword, for every method setting the config states."""
+    from infomin.methods import declared_settings
+
+    values = {name: cfg.MODEL.get(name.upper()) for name in declared_settings()}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def uses_jigsaw(cfg) -> bool:

@@ -97,23 +97,13 @@ def get_cfg() -> CfgNode:
     C.SEED = 0
 
     C.MODEL = CfgNode()
-    C.MODEL.METHOD = "InfoMin"  # InsDis, CMC, MoCo, PIRL, MoCov2, CMCv2, InfoMin, Supervised
+    # InsDis, CMC, MoCo, PIRL, MoCov2, CMCv2, InfoMin, Supervised (infomin.methods.METHODS)
+    C.MODEL.METHOD = "InfoMin"
     C.MODEL.ARCH = "resnet50"
     C.MODEL.WIDTH = None  # 1; PyContrast width multiplier (2 = R50x2, 0.5 = a CMC stream)
-    # None = the method's reference value (infomin.methods.METHOD_DEFAULTS)
-    C.MODEL.FEAT_DIM = None  # 128
-    C.MODEL.HEAD = None  # "mlp" | "linear"
-    C.MODEL.TEMPERATURE = None
-    C.MODEL.QUEUE_SIZE = None  # MoCo queue length / memory-bank negatives K
-    C.MODEL.MOMENTUM = None  # EMA coefficient of the momentum encoder
-    C.MODEL.JIGSAW = None
-    C.MODEL.BETA = None  # weight of the jigsaw loss
-    C.MODEL.SHUFFLE_BN = None  # queue methods: shuffle the key batch across all ranks
-    # queue methods: BatchNorm statistics over this many groups of each process's batch (1 = the
-    # whole batch); > 1 gives shuffle-BN its effect on one process (infomin.models.split_bn)
-    C.MODEL.BN_SPLITS = None
     C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
     C.MODEL.PRECISION = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    _add_method_settings(C.MODEL)  # FEAT_DIM, HEAD, TEMPERATURE, ... (None = the method's value)
 
     C.DATA = CfgNode()
     C.DATA.ROOT = "./datasets/imagenet"  # ROOT/<split>/<class>/<image>
@@ -195,6 +185,21 @@ def get_cfg() -> CfgNode:
     C.LINEAR.NUM_CLASSES = 0  # 0 = number of class folders
     C.LINEAR.OUTPUT_DIR = ""  # "" = OUTPUT_DIR/linear_eval
     return C
+
+
+def _add_method_settings(model: CfgNode) -> None:
+    """MODEL.<NAME> = None for every setting a registered method declares (infomin.methods:
+    `Setting.help` says what each does); None means the method's reference value (METHOD_DEFAULTS)."""
+    from infomin.methods import declared_settings
+
+    for name in declared_settings():
+        key = name.upper()
+        if key in ("ARCH", "WIDTH"):
+            continue
+        if key in model:
+            raise ValueError(f"method setting {name!r} would be MODEL.{key}, which the config already "
+                             "has for something else; rename the setting")
+        model[key] = None
 
 
 def load_cfg(path: str | None, opts: list[str] | None = None) -> CfgNode:

@@ -11,9 +11,17 @@ from infomin import distributed as D
 from infomin.losses import contrastive_logits
 from infomin.memory import MemoryBank
 from infomin.methods.base import ContrastiveMethod
+from infomin.methods.settings import POSITIVE_INT, Setting, in_range
 
 
 class MemoryBankMethod(ContrastiveMethod):
+    SETTINGS = ContrastiveMethod.SETTINGS + (
+        Setting("momentum", 0.5, in_range(0, 1, hi_open=True, note="memory bank"),
+                "how much of a bank entry is kept when its image's new feature arrives"),
+    )
+    FROM_DATA = (Setting("dataset_size", None, POSITIVE_INT,
+                         "len(train_set): the memory bank keeps one entry per training image"),)
+
     def __init__(self, *, momentum: float, dataset_size: int, **settings):
         super().__init__(**settings)
         make = lambda: MemoryBank(dataset_size, self.feat_dim, momentum)  # noqa: E731

@@ -1,7 +1,15 @@
-"""What every method shares: the batch contract and the contrastive loss bookkeeping.
+"""What every method shares: the contract the engine relies on, and the contrastive bookkeeping.
 
-A method is an nn.Module whose `forward(batch)` returns {"loss": scalar with grad, <name>:
-detached scalars to log}; `momentum_update()` is called by the engine after each optimizer step.
+A registered method (infomin.methods.registry) is a `Method` subclass that
+- declares its settings once, in `SETTINGS` (a tuple of `Setting`; extend the parent's), and the
+  data facts it needs in `FROM_DATA` (`num_classes`, `dataset_size`); its constructor takes
+  exactly those as keywords, plus any fixed arguments of its registry entry;
+- `forward(batch)`: batch is a dict of tensors (`view1`, `view2`, `jigsaw`, `index`, `label`,
+  as its views preset yields) -> {"loss": scalar with grad, <name>: detached scalars to log};
+- `momentum_update()`: called after each optimizer step (a no-op here);
+- `encoder`: the backbone the kNN monitor, linear evaluation and the converter use;
+- `settings` (set by `build_method`): the resolved settings, stored with checkpoints.
+Cross-setting rules go in `check_settings`.
 """
 from __future__ import annotations
 
@@ -9,13 +17,25 @@ import torch
 import torch.nn as nn
 
 from infomin.losses import info_nce_from_logits, mix_jigsaw, top1_accuracy
-from infomin.models import JigsawHead, TwoStreamEncoder, TwoStreamHead, build_encoder, build_head, feature_dim
+from infomin.methods.settings import BOOL, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, Setting, one_of
+from infomin.models import (
+    ARCHS, HEADS, JigsawHead, TwoStreamEncoder, TwoStreamHead, build_encoder, build_head, feature_dim,
+)
 
 
 class Method(nn.Module):
     """Base class. `inputs` names the batch entries `forward` reads."""
 
+    SETTINGS: tuple[Setting, ...] = (
+        Setting("arch", "resnet50", one_of(ARCHS), "torchvision ResNet/ResNeXt/Wide-ResNet name"),
+        Setting("width", 1, POSITIVE_NUMBER, "PyContrast width multiplier (2 = R50x2, 0.5 = a CMC stream)"),
+    )
+    FROM_DATA: tuple[Setting, ...] = ()
     inputs: tuple[str, ...] = ()
+
+    @classmethod
+    def check_settings(cls, method: str, settings: dict, defaults: dict) -> None:
+        """Rules across settings (each one alone is checked by its `Setting`); raise ValueError."""
 
     def momentum_update(self) -> None:
         """No-op for methods without a momentum encoder."""
@@ -37,8 +57,24 @@ class ContrastiveMethod(Method):
     (the reference's behaviour), and the terms are summed.
     """
 
+    SETTINGS = Method.SETTINGS + (
+        Setting("feat_dim", 128, POSITIVE_INT, "embedding dimension of the projection head"),
+        Setting("head", "linear", one_of(HEADS), "projection head: linear (Linear + L2) or mlp"),
+        Setting("temperature", 0.07, POSITIVE_NUMBER, "softmax temperature of the contrastive logits"),
+        Setting("queue_size", 65536, POSITIVE_INT, "negatives: MoCo queue length / memory-bank draws K"),
+        Setting("jigsaw", False, BOOL, "add PIRL's jigsaw branch (needs jigsaw tiles in the batch)"),
+        Setting("beta", 0.5, UNIT_INTERVAL, "weight of the jigsaw loss: (1-beta) main + beta jigsaw"),
+    )
+
+    @classmethod
+    def check_settings(cls, method: str, settings: dict, defaults: dict) -> None:
+        if not settings["jigsaw"] and settings["beta"] != defaults["beta"]:
+            raise ValueError(
+                f"beta={settings['beta']} weights the jigsaw loss; {method} runs with jigsaw=False"
+            )
+
     def __init__(self, *, arch: str, width: float, feat_dim: int, head: str, temperature: float,
-                 queue_size: int, jigsaw: bool, beta: float, two_stream: bool):
+                 queue_size: int, jigsaw: bool, beta: float, two_stream: bool = False):
         super().__init__()
         self.feat_dim, self.temperature, self.queue_size = feat_dim, temperature, queue_size
         self.jigsaw, self.beta, self.two_stream = jigsaw, beta, two_stream

@@ -14,13 +14,23 @@ from infomin import distributed as D
 from infomin.losses import contrastive_logits
 from infomin.memory import Queue
 from infomin.methods.base import ContrastiveMethod
+from infomin.methods.settings import BOOL, POSITIVE_INT, Setting, in_range
 from infomin.models import ema_copy, momentum_update, shuffled_forward, split_batchnorm
 
 
 class MoCoMethod(ContrastiveMethod):
-    def __init__(self, *, momentum: float, shuffle_bn: bool = True, bn_splits: int = 1, **settings):
+    SETTINGS = ContrastiveMethod.SETTINGS + (
+        Setting("momentum", 0.999, in_range(0, 1, note="EMA"),
+                "EMA coefficient of the momentum (key) encoder"),
+        Setting("shuffle_bn", True, BOOL, "shuffle the key batch across all ranks for BatchNorm"),
+        Setting("bn_splits", 1, POSITIVE_INT,
+                "BatchNorm statistics over this many groups of each process's batch (1 = the whole "
+                "batch); > 1 gives shuffle-BN its effect on one process (infomin.models.split_bn)"),
+    )
+
+    def __init__(self, *, momentum: float, shuffle_bn: bool, bn_splits: int, **settings):
         super().__init__(**settings)
-        self.momentum, self.shuffle_bn = momentum, shuffle_bn
+        self.momentum, self.shuffle_bn = momentum, bool(shuffle_bn)
         split_batchnorm(self.encoder, bn_splits)
         self.encoder_ema = ema_copy(self.encoder)
         self.head_ema = ema_copy(self.head)

@@ -1,159 +1,194 @@
-"""The predefined methods of PyContrast as settings of the shared components, and `build_method`.
+"""The registry of methods: one line per method, holding its class, preset and views.
 
-`METHOD_DEFAULTS[name]` holds the reference value of every setting the method uses (PyContrast's
-`override_dict` plus its shared defaults); `build_method` fills only the settings the caller did
-not give, so an explicit setting always wins. A setting that the method would ignore is an error
-unless it equals the method's default, so nothing given on purpose is silently dropped.
-`METHOD_VIEWS[name]` holds the matching view settings for the data pipeline (infomin.views).
+A preset holds the reference value of each setting where it differs from (or should be stated
+over) the class's `Setting.default`; `METHOD_DEFAULTS[name]` is the two merged, i.e. the value of
+every setting the method takes. `build_method` fills only the settings the caller did not give,
+so an explicit setting always wins. A setting the method does not take is an error (beta,
+which only weights the jigsaw loss, is an error unless it equals the default), so nothing given
+on purpose is silently dropped. `METHOD_VIEWS[name]` holds the matching view settings for the
+data pipeline (infomin.views). The seven predefined methods are PyContrast's override table.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch.nn as nn
 
 from infomin.methods.bank import MemoryBankMethod
+from infomin.methods.base import Method
 from infomin.methods.moco import MoCoMethod
+from infomin.methods.settings import DATA_FACTS, Setting
 from infomin.methods.supervised import SupervisedMethod
-from infomin.models import ARCHS, HEADS
 
-_BACKBONE = {"arch": "resnet50", "width": 1}
-_SHARED = {**_BACKBONE, "feat_dim": 128, "queue_size": 65536, "beta": 0.5}
-_BANK = {**_SHARED, "momentum": 0.5}  # no key encoder, so no shuffle_bn
-_MOCO = {**_SHARED, "momentum": 0.999, "shuffle_bn": True, "bn_splits": 1}
 
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "InsDis": {**_BANK, "head": "linear", "temperature": 0.07, "jigsaw": False},
-    "CMC": {**_BANK, "head": "linear", "temperature": 0.07, "jigsaw": False},
-    "MoCo": {**_MOCO, "head": "linear", "temperature": 0.07, "jigsaw": False},
-    "PIRL": {**_BANK, "head": "linear", "temperature": 0.07, "jigsaw": True},
-    "MoCov2": {**_MOCO, "head": "mlp", "temperature": 0.2, "jigsaw": False},
-    "CMCv2": {**_MOCO, "head": "mlp", "temperature": 0.2, "jigsaw": False},
-    "InfoMin": {**_MOCO, "head": "mlp", "temperature": 0.15, "jigsaw": True},
-    "Supervised": dict(_BACKBONE),
-}
+@dataclass(frozen=True)
+class MethodSpec:
+    cls: type[Method]
+    preset: Mapping[str, Any] = field(default_factory=dict)  # reference values of its settings
+    views: Mapping[str, Any] = field(default_factory=dict)  # policy, crop_min, color_space, two_views
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # constructor arguments no user changes
 
-# policy: infomin.views policy; crop_min: RandomResizedCrop lower bound (0.08 with a memory bank,
-# 0.2 with a queue); two_views: False where the positive is the bank entry (view1 only).
-METHOD_VIEWS: dict[str, dict[str, Any]] = {
-    "InsDis": {"policy": "A", "crop_min": 0.08, "color_space": "RGB", "two_views": False},
-    "CMC": {"policy": "C", "crop_min": 0.08, "color_space": "YDbDr", "two_views": False},
-    "MoCo": {"policy": "A", "crop_min": 0.2, "color_space": "RGB", "two_views": True},
-    "PIRL": {"policy": "A", "crop_min": 0.08, "color_space": "RGB", "two_views": False},
-    "MoCov2": {"policy": "B", "crop_min": 0.2, "color_space": "RGB", "two_views": True},
-    "CMCv2": {"policy": "E", "crop_min": 0.2, "color_space": "YDbDr", "two_views": True},
-    "InfoMin": {"policy": "D", "crop_min": 0.2, "color_space": "RGB", "two_views": True},
-    # the usual supervised ImageNet augmentation (RandomResizedCrop 0.08-1 + flip), not a policy
-    "Supervised": {"policy": None, "crop_min": 0.08, "color_space": "RGB", "two_views": False},
-}
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {s.name: self.preset.get(s.name, s.default) for s in self.cls.SETTINGS}
 
-_FAMILY = {
-    "InsDis": (MemoryBankMethod, False), "PIRL": (MemoryBankMethod, False), "CMC": (MemoryBankMethod, True),
-    "MoCo": (MoCoMethod, False), "MoCov2": (MoCoMethod, False), "InfoMin": (MoCoMethod, False),
-    "CMCv2": (MoCoMethod, True),
-}
-_DATA_FACTS = ("num_classes", "dataset_size")  # facts about the data, accepted by every method
-_KNOWN = ("arch", "width", "feat_dim", "head", "temperature", "queue_size", "momentum",
-          "jigsaw", "beta", "shuffle_bn", "bn_splits") + _DATA_FACTS
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, cls: type[Method], preset: Mapping[str, Any] | None = None,
+                    views: Mapping[str, Any] | None = None, **fixed: Any) -> MethodSpec:
+    """Add a method: `cls` a Method subclass (see infomin.methods.base for the contract), `preset`
+    its reference setting values, `views` its view preset, `fixed` constructor arguments that
+    are part of the method rather than settings (CMC's two streams)."""
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"method {name!r}: {cls!r} is not a subclass of infomin.methods.Method")
+    clash = [n for n in METHODS if n.lower() == str(name).lower()]
+    if clash:
+        raise ValueError(f"method {name!r} is already registered (as {clash[0]!r}); unregister it first")
+    spec = MethodSpec(cls, dict(preset or {}), dict(views or {}), fixed)
+    declared = [s.name for s in cls.SETTINGS]
+    if len(set(declared)) != len(declared):
+        raise ValueError(f"{cls.__name__}.SETTINGS declares a setting twice: {declared}")
+    undeclared = sorted(set(spec.preset) - set(declared))
+    if undeclared:
+        raise ValueError(f"method {name!r}: preset names {undeclared}, which {cls.__name__}.SETTINGS "
+                         f"does not declare ({', '.join(declared)})")
+    for setting in cls.SETTINGS:
+        problem = setting.problem(spec.defaults[setting.name])
+        if problem:
+            raise ValueError(f"method {name!r}: its reference value is wrong: {problem}")
+    if set(fixed) & set(declared):
+        raise ValueError(f"method {name!r}: {sorted(set(fixed) & set(declared))} are settings, not fixed")
+    bad_facts = sorted({s.name for s in cls.FROM_DATA} - set(DATA_FACTS))
+    if bad_facts:
+        raise ValueError(f"{cls.__name__}.FROM_DATA names {bad_facts}; the data facts are {', '.join(DATA_FACTS)}")
+    METHODS[name] = spec
+    return spec
+
+
+def unregister_method(name: str) -> MethodSpec:
+    return METHODS.pop(canonical_name(name))
+
+
+@contextlib.contextmanager
+def registered_method(name: str, cls: type[Method], preset=None, views=None, **fixed) -> Iterator[MethodSpec]:
+    """`register_method` for the duration of a `with` block (tests, experiments)."""
+    spec = register_method(name, cls, preset, views, **fixed)
+    try:
+        yield spec
+    finally:
+        METHODS.pop(name, None)
+
+
+def _views(policy, crop_min, color_space="RGB", two_views=True) -> dict[str, Any]:
+    # policy: infomin.views policy; crop_min: RandomResizedCrop lower bound (0.08 with a memory
+    # bank, 0.2 with a queue); two_views: False where the positive is the bank entry (view1 only)
+    return {"policy": policy, "crop_min": crop_min, "color_space": color_space, "two_views": two_views}
+
+
+# PyContrast's override table; the shared values (ResNet-50, feat_dim 128, 65536 negatives,
+# beta 0.5, bank momentum 0.5, EMA 0.999, shuffle-BN) are the classes' Setting defaults.
+_LINEAR, _MLP = {"head": "linear", "temperature": 0.07}, {"head": "mlp", "temperature": 0.2}
+register_method("InsDis", MemoryBankMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.08, two_views=False))
+register_method("CMC", MemoryBankMethod, {**_LINEAR, "jigsaw": False}, _views("C", 0.08, "YDbDr", False),
+                two_stream=True)
+register_method("MoCo", MoCoMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.2))
+register_method("PIRL", MemoryBankMethod, {**_LINEAR, "jigsaw": True}, _views("A", 0.08, two_views=False))
+register_method("MoCov2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("B", 0.2))
+register_method("CMCv2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("E", 0.2, "YDbDr"), two_stream=True)
+register_method("InfoMin", MoCoMethod, {**_MLP, "temperature": 0.15, "jigsaw": True}, _views("D", 0.2))
+# the usual supervised ImageNet augmentation (RandomResizedCrop 0.08-1 + flip), not a policy
+register_method("Supervised", SupervisedMethod, {}, _views(None, 0.08, two_views=False))
+
+
+class _RegistryView(Mapping):
+    """A read-only name -> dict view of METHODS that follows later registrations."""
+
+    def __init__(self, part: Callable[[MethodSpec], dict]):
+        self._part = part
+
+    def __getitem__(self, name: str) -> dict:
+        return dict(self._part(METHODS[name]))
+
+    def __iter__(self):
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+METHOD_DEFAULTS: Mapping[str, dict[str, Any]] = _RegistryView(lambda spec: spec.defaults)
+METHOD_VIEWS: Mapping[str, dict[str, Any]] = _RegistryView(lambda spec: spec.views)
+
+
+def declared_settings() -> dict[str, Setting]:
+    """Every setting some registered method takes, by name (the first declaration of a name)."""
+    out: dict[str, Setting] = {}
+    for spec in METHODS.values():
+        for setting in spec.cls.SETTINGS:
+            out.setdefault(setting.name, setting)
+    return out
 
 
 def canonical_name(name: str) -> str:
     """The registered spelling of a method name (matching ignores case)."""
-    lookup = {n.lower(): n for n in METHOD_DEFAULTS}
+    lookup = {n.lower(): n for n in METHODS}
     if not isinstance(name, str) or name.lower() not in lookup:
-        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHOD_DEFAULTS)}")
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     return lookup[name.lower()]
 
 
 def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
     """The settings `build_method` would use: the caller's non-None values over the defaults."""
     name = canonical_name(name)
-    unknown = sorted(set(given) - set(_KNOWN))
+    spec = METHODS[name]
+    known = (*declared_settings(), *DATA_FACTS)
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise TypeError(f"build_method got unknown setting(s) {unknown}; known: {', '.join(_KNOWN)}")
-    defaults = METHOD_DEFAULTS[name]
+        raise TypeError(f"build_method got unknown setting(s) {unknown}; known: {', '.join(known)}")
+    defaults = spec.defaults
     given = {k: v for k, v in given.items() if v is not None}
-    settings = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
     for key, value in given.items():
-        if key in defaults or key in _DATA_FACTS:
-            continue
-        raise ValueError(
-            f"{name} does not use {key}={value!r} (its settings: {', '.join(defaults)}); "
-            "remove it or leave it unset"
-        )
-    if not settings.get("jigsaw", False) and settings.get("beta", 0.5) != defaults.get("beta", 0.5):
-        raise ValueError(f"beta={settings['beta']} weights the jigsaw loss; {name} runs with jigsaw=False")
-    _validate(name, settings, given)
-    for fact in _DATA_FACTS:
-        if fact in given:
-            settings[fact] = given[fact]
+        if key not in defaults and key not in DATA_FACTS:
+            raise ValueError(
+                f"{name} does not use {key}={value!r} (its settings: {', '.join(defaults)}); "
+                "remove it or leave it unset"
+            )
+    settings = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
+    for setting in spec.cls.SETTINGS:
+        problem = setting.problem(settings[setting.name])
+        if problem:
+            raise ValueError(problem)
+    spec.cls.check_settings(name, settings, defaults)
+    for fact in spec.cls.FROM_DATA:
+        value = given.get(fact.name)
+        if fact.problem(value):
+            raise ValueError(f"{name} needs {fact.name} ({fact.help}; {fact.rule.must}), got {value!r}")
+    settings.update({k: given[k] for k in DATA_FACTS if k in given})
     return settings
 
 
-def _validate(name: str, s: dict[str, Any], given: dict[str, Any]) -> None:
-    if s["arch"] not in ARCHS:
-        raise ValueError(f"unknown arch {s['arch']!r}; choose one of: {', '.join(ARCHS)}")
-    if not (isinstance(s["width"], (int, float)) and s["width"] > 0):
-        raise ValueError(f"width must be a positive number, got {s['width']!r}")
-    if name == "Supervised":
-        n = given.get("num_classes")
-        if not (isinstance(n, int) and n >= 2):
-            raise ValueError(f"Supervised needs num_classes (an int >= 2, the number of labels), got {n!r}")
-        return
-    if s["head"] not in HEADS:
-        raise ValueError(f"unknown head {s['head']!r}; choose one of: {', '.join(HEADS)}")
-    for key in ("feat_dim", "queue_size"):
-        if not (isinstance(s[key], int) and s[key] >= 1):
-            raise ValueError(f"{key} must be a positive int, got {s[key]!r}")
-    if not (isinstance(s["temperature"], (int, float)) and s["temperature"] > 0):
-        raise ValueError(f"temperature must be a positive number, got {s['temperature']!r}")
-    bank = _FAMILY[name][0] is MemoryBankMethod
-    m = s["momentum"]
-    if not (isinstance(m, (int, float)) and 0 <= m and (m < 1 if bank else m <= 1)):
-        raise ValueError(f"momentum must lie in [0, 1] (EMA) or [0, 1) (memory bank), got {m!r}")
-    if "bn_splits" in s and not (isinstance(s["bn_splits"], int) and s["bn_splits"] >= 1):
-        raise ValueError(f"bn_splits must be a positive int (1 = BatchNorm over the whole batch), got {s['bn_splits']!r}")
-    if not (isinstance(s["beta"], (int, float)) and 0 <= s["beta"] <= 1):
-        raise ValueError(f"beta must lie in [0, 1], got {s['beta']!r}")
-    if bank:
-        n = given.get("dataset_size")
-        if not (isinstance(n, int) and n >= 1):
-            raise ValueError(
-                f"{name} keeps a memory bank with one entry per training image: pass "
-                f"dataset_size=len(train_set) (a positive int), got {n!r}"
-            )
+def build_method(name: str, **settings: Any) -> nn.Module:
+    """Build a registered method by name; unset (None) settings take METHOD_DEFAULTS[name].
 
-
-def build_method(name: str, *, arch: str | None = None, width: float | None = None,
-                 feat_dim: int | None = None, head: str | None = None,
-                 temperature: float | None = None, queue_size: int | None = None,
-                 momentum: float | None = None, jigsaw: bool | None = None,
-                 beta: float | None = None, num_classes: int | None = None,
-                 dataset_size: int | None = None, **kw: Any) -> nn.Module:
-    """Build a pretraining method by name; unset (None) settings take METHOD_DEFAULTS[name].
-
-    `queue_size` is the number of negatives (queue length, or bank draws per image);
-    `momentum` the EMA momentum (queue methods) or bank-entry momentum (bank methods).
-    Extra keywords: `shuffle_bn` and `bn_splits` (queue methods). Bank methods need `dataset_size`,
-    Supervised needs `num_classes`.
+    The settings are those its class declares (see docs/methods.md); the built-in contrastive
+    methods take arch, width, feat_dim, head, temperature, queue_size (the number of negatives:
+    queue length, or bank draws per image), jigsaw, beta, momentum (EMA momentum for queue
+    methods, bank-entry momentum for bank methods) and, queue methods, shuffle_bn and bn_splits.
+    Data facts: bank methods need `dataset_size`, Supervised needs `num_classes`.
     """
-    s = resolve_settings(
-        name, arch=arch, width=width, feat_dim=feat_dim, head=head, temperature=temperature,
-        queue_size=queue_size, momentum=momentum, jigsaw=jigsaw, beta=beta,
-        num_classes=num_classes, dataset_size=dataset_size, **kw,
-    )
+    s = resolve_settings(name, **settings)
     name = canonical_name(name)
-    if name == "Supervised":
-        method: nn.Module = SupervisedMethod(arch=s["arch"], width=s["width"], num_classes=s["num_classes"])
-    else:
-        cls, two_stream = _FAMILY[name]
-        common = {k: s[k] for k in ("arch", "width", "feat_dim", "head", "temperature", "queue_size",
-                                    "jigsaw", "beta", "momentum")}
-        if cls is MoCoMethod:
-            method = MoCoMethod(two_stream=two_stream, shuffle_bn=bool(s["shuffle_bn"]),
-                                bn_splits=s["bn_splits"], **common)
-        else:
-            method = MemoryBankMethod(two_stream=two_stream, dataset_size=s["dataset_size"], **common)
+    spec = METHODS[name]
+    kwargs = {setting.name: s[setting.name] for setting in spec.cls.SETTINGS + spec.cls.FROM_DATA}
+    method = spec.cls(**kwargs, **spec.fixed)
     method.name = name
-    method.settings = {k: v for k, v in s.items() if k not in _DATA_FACTS}
+    method.settings = {k: v for k, v in s.items() if k not in DATA_FACTS}
     return method

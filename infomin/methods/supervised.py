@@ -8,10 +8,13 @@ import torch.nn as nn
 
 from infomin.losses import supervised_ce, top1_accuracy
 from infomin.methods.base import Method
+from infomin.methods.settings import Rule, Setting
 from infomin.models import build_encoder, feature_dim
 
 
 class SupervisedMethod(Method):
+    FROM_DATA = (Setting("num_classes", None, Rule("an int >= 2", lambda n: isinstance(n, int) and n >= 2),
+                         "the number of labels"),)
     inputs = ("view1", "label")
 
     def __init__(self, *, arch: str, width: float, num_classes: int):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .stages import STAGES
-from .stages.blur import BLUR_KINDS
+from .stages.blur import BLUR_KINDS  # noqa: F401  (kept importable from here)
 
 __all__ = ["Policy", "POLICIES", "STAGES", "KNOBS", "get_policy", "apply_overrides", "default_crop_min"]
 

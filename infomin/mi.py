@@ -434,10 +434,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
     p.add_argument("--policy", default="D", help="comma-separated view policies (infomin.views.POLICIES)")
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--crop-min", type=float, default=None)
-    p.add_argument("--jitter-strength", type=float, default=None)
-    p.add_argument("--blur-prob", type=float, default=None)
-    p.add_argument("--ra-magnitude", type=float, default=None)
+    view_knobs = add_view_knob_options(p)
     p.add_argument("--color-space", default="RGB")
     p.add_argument("--bound", choices=BOUNDS, default="nce")
     p.add_argument("--queue-size", type=int, default=0, help="0 = in-batch negatives (K = batch size)")
@@ -466,8 +463,7 @@ def main(argv=None) -> int:
     for split in ("train", "val"):
         if not os.path.isdir(os.path.join(root, split)):
             p.error(f"{root} has no {split}/ folder: --data must be an ImageFolder root with train/ and val/")
-    knobs = {"crop_min": args.crop_min, "jitter_strength": args.jitter_strength,
-             "blur_prob": args.blur_prob, "ra_magnitude": args.ra_magnitude}
+    knobs = {name: getattr(args, name) for name in view_knobs}
     budget = MIBudget(steps=args.steps, lr=args.lr, eval_batches=args.eval_batches, seed=args.seed)
     results = {}
     for policy in policies:
@@ -487,6 +483,18 @@ def main(argv=None) -> int:
     _plot_estimates(out / "estimates.png", results, args)
     print(f"wrote {out / 'estimates.json'} and {out / 'estimates.png'}")
     return 0
+
+
+def add_view_knob_options(parser) -> tuple[str, ...]:
+    """One ``--knob-name`` option (default None = the policy's value) per knob of the registered
+    view stages (infomin.views.STAGES: --crop-min, --jitter-strength, --blur-prob, --ra-magnitude);
+    returns the knob names."""
+    from infomin.views import STAGES
+
+    knobs = STAGES.knobs()
+    for name, knob in knobs.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=knob.type, default=None, help=knob.help)
+    return tuple(knobs)
 
 
 def builtin_imagefolder(folder, seed: int = 0) -> str:

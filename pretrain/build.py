@@ -7,13 +7,6 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-# config key -> build_multiview_transform override
-_VIEW_OVERRIDES = {
-    "JITTER_STRENGTH": "jitter_strength",
-    "BLUR_PROB": "blur_prob",
-    "RA_MAGNITUDE": "ra_magnitude",
-}
-
 
 def method_defaults(name: str) -> dict:
     """The reference value of every setting of MODEL.METHOD (its registry entry)."""
@@ -85,17 +78,27 @@ def build_train_transform(cfg):
         return _AsViews(build_crop_transform(cfg, crop_min if crop_min is not None else 0.08))
     from infomin.views import build_multiview_transform
 
-    overrides = {kw: cfg.VIEWS[key] for key, kw in _VIEW_OVERRIDES.items() if cfg.VIEWS[key] is not None}
+    overrides = view_knobs(cfg)
     overrides.update(_color_kwargs(cfg))
     two_views = method_views(cfg.MODEL.METHOD).get("two_views", True)
     return build_multiview_transform(
         policy=policy,
         image_size=cfg.VIEWS.IMAGE_SIZE,
-        crop_min=crop_min,
         jigsaw=_jigsaw_spec(cfg) if uses_jigsaw(cfg) else False,
         views=2 if two_views else 1,
         **overrides,
     )
+
+
+def view_knobs(cfg) -> dict:
+    """VIEWS.<KNOB> for each knob of the registered view stages (infomin.views.STAGES: CROP_MIN,
+    JITTER_STRENGTH, BLUR_PROB, RA_MAGNITUDE), where set; CROP_MIN falls back to the method's
+    reference bound. A knob with no VIEWS key (a stage registered outside the library) is left to
+    its policy."""
+    from infomin.views import STAGES
+
+    values = {name: view_setting(cfg, name) for name in STAGES.knobs() if name.upper() in cfg.VIEWS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _jigsaw_spec(cfg):

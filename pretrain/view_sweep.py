@@ -37,16 +37,38 @@ import torch
 from infomin import mi
 from infomin.atomic import atomic_write_path, atomic_write_text
 
-__all__ = ["KNOBS", "ENGINE_KNOBS", "parse_values", "sweep", "write_outputs", "main"]
+__all__ = ["KNOBS", "ENGINE_KNOBS", "knobs", "engine_knobs", "parse_values", "sweep", "write_outputs", "main"]
 
-ENGINE_KNOBS = {"crop_min": "VIEWS.CROP_MIN", "jitter_strength": "VIEWS.JITTER_STRENGTH",
-                "blur_prob": "VIEWS.BLUR_PROB", "ra_magnitude": "VIEWS.RA_MAGNITUDE"}
-KNOBS = (*ENGINE_KNOBS, "color_split", "patch_distance")
+#: Knobs measured without the engine (views that one encoder cannot take, or whole-image patches).
+OTHER_KNOBS = ("color_split", "patch_distance")
+
+
+def engine_knobs() -> dict[str, str]:
+    """knob -> config key: every knob of the registered view stages (infomin.views.STAGES) that the
+    pretraining config has as VIEWS.<KNOB>; their points pretrain with the engine."""
+    from infomin.pretrain.config import get_cfg
+    from infomin.views import STAGES
+
+    views = get_cfg().VIEWS
+    return {name: f"VIEWS.{name.upper()}" for name in STAGES.knobs() if name.upper() in views}
+
+
+def knobs() -> tuple[str, ...]:
+    return (*engine_knobs(), *OTHER_KNOBS)
+
+
+def __getattr__(name):  # KNOBS / ENGINE_KNOBS, read from the stage registry when asked
+    if name == "KNOBS":
+        return knobs()
+    if name == "ENGINE_KNOBS":
+        return engine_knobs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_values(knob: str, text: str) -> list:
-    if knob not in KNOBS:
-        raise ValueError(f"unknown knob {knob!r}: choose one of {', '.join(KNOBS)}")
+    choices = knobs()
+    if knob not in choices:
+        raise ValueError(f"unknown knob {knob!r}: choose one of {', '.join(choices)}")
     items = [v.strip() for v in text.split(",") if v.strip()]
     if not items:
         raise ValueError("--values needs at least one comma-separated value")
@@ -74,7 +96,7 @@ def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
     from infomin.pretrain.engine import run_pretraining
     from infomin.pretrain.linear_eval import run_linear_eval
 
-    opts = list(args.opts) + [ENGINE_KNOBS[knob], str(value), "OUTPUT_DIR", str(point_dir),
+    opts = list(args.opts) + [engine_knobs()[knob], str(value), "OUTPUT_DIR", str(point_dir),
                               "DATA.ROOT", root]
     cfg = load_cfg(args.config_file, opts)
     ckpt = run_pretraining(cfg, resume="auto")
@@ -265,7 +287,7 @@ def sweep(args) -> list[dict]:
         else:
             print(f"[{name}] pretraining, linear probe and I_NCE ...")
             point_dir = out / name
-            if args.knob in ENGINE_KNOBS:  # every rank trains; rank 0 also measures
+            if args.knob in engine_knobs():  # every rank trains; rank 0 also measures
                 result = _engine_point(args, args.knob, value, point_dir, root)
             elif not main_process:
                 continue
@@ -321,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-file", default="",
                    help="pretraining config (configs/pretrain/ or configs/views/) for the engine knobs")
     p.add_argument("--color-config", default="", help="learn-views config for --knob color_split")
-    p.add_argument("--knob", required=True, choices=KNOBS)
+    p.add_argument("--knob", required=True, choices=knobs())
     p.add_argument("--values", required=True, help="comma-separated, e.g. 0.08,0.2,0.4 or RGB,Lab,YDbDr")
     p.add_argument("--output-dir", default="output/view_sweep")
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
@@ -347,7 +369,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         parse_values(args.knob, args.values)
-        if args.knob in ENGINE_KNOBS and not args.config_file:
+        if args.knob in engine_knobs() and not args.config_file:
             raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
                              "(e.g. configs/views/sweep_crop_min_tiny.yaml)")
         if args.data and not os.path.isdir(os.path.join(args.data, "train")):

@@ -8,10 +8,11 @@ from .pipeline import (MultiViewTransform, ViewParams, build_eval_transform, bui
 from .policies import KNOBS, POLICIES, Policy, apply_overrides, default_crop_min, get_policy
 from .randaugment import CMC_OPS, RGB_OPS, build_randaugment
 from .reference import build_reference_transform
+from .stages import STAGES, Knob, Stage, ViewContext
 
 __all__ = [
     "colorspace", "GaussianBlur", "PILGaussianBlur", "blur_uint8", "JigsawSpec", "MultiViewTransform", "ViewParams",
     "build_eval_transform", "build_linear_train_transform", "build_multiview_transform", "open_image", "KNOBS",
     "POLICIES", "Policy", "apply_overrides", "default_crop_min", "get_policy", "CMC_OPS", "RGB_OPS",
-    "build_randaugment", "build_reference_transform",
+    "build_randaugment", "build_reference_transform", "STAGES", "Knob", "Stage", "ViewContext",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,36 +35,37 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from .blur import PILGaussianBlur, blur_uint8, sample_sigma
 from .colorspace import canonical, to_normalized_tensor
-from .jigsaw import JigsawSpec, cut_tiles, sample_offsets, tile_origins
+from .jigsaw import JigsawSpec
 from .policies import Policy, apply_overrides
-from .randaugment import build_randaugment
-from .reference import default_ra_ops
+from .stages import STAGES, JigsawParams, JigsawView, ViewContext
+from .stages.normalize import uint8_chw
 
 __all__ = ["ViewParams", "MultiViewTransform", "build_multiview_transform", "build_eval_transform",
            "build_linear_train_transform", "open_image"]
 
-_BILINEAR = Image.Resampling.BILINEAR
-_FLIP = Image.Transpose.FLIP_LEFT_RIGHT
-
 
 @dataclass
 class ViewParams:
-    """One view's sampled parameters (box = top, left, height, width in original pixels)."""
+    """One view's sampled parameters: the crop box (top, left, height, width in original pixels),
+    the flip, and each policy stage's parameters by stage name (None: the stage did not fire)."""
 
     box: tuple[int, int, int, int]
     flip: bool
-    jitter: tuple | None = None  # (fn_order, brightness, contrast, saturation, hue), as ColorJitter.get_params
-    blur_sigma: float | None = None
-    grayscale: bool = False
+    stages: dict = field(default_factory=dict)
 
+    @property
+    def jitter(self):
+        """(fn_order, brightness, contrast, saturation, hue), as ColorJitter.get_params, or None."""
+        return self.stages.get("jitter")
 
-@dataclass
-class JigsawParams:
-    box: tuple[int, int, int, int]
-    flip: bool
-    offsets: torch.Tensor
+    @property
+    def blur_sigma(self) -> float | None:
+        return self.stages.get("blur")
+
+    @property
+    def grayscale(self) -> bool:
+        return bool(self.stages.get("grayscale"))
 
 
 def open_image(source) -> Image.Image:
@@ -89,13 +90,12 @@ def _require_cv2() -> None:
                           "(see requirements.txt), or pass backend='pil'") from e
 
 
-def _fired(p: float) -> bool:
-    """torchvision's RandomApply test (draws nothing when the op always applies)."""
-    return True if p >= 1.0 else not (p < torch.rand(1))
-
-
 class MultiViewTransform:
-    """Callable(PIL image or path) -> {"view1", "view2"[, "jigsaw"]} float tensors, normalised."""
+    """Callable(PIL image or path) -> {"view1", "view2"[, "jigsaw"]} float tensors, normalised.
+
+    Each view is the registered stages in order: "crop", "flip", the policy's ``stages``, then
+    "normalize" (colour space); see :mod:`infomin.views.stages`.
+    """
 
     def __init__(self, policy: Policy, color_space: str = "RGB", jigsaw: JigsawSpec | None = None,
                  views: int = 2, ra_ops: str | None = None, fast_decode: bool = True, backend: str = "cv2"):
@@ -107,103 +107,45 @@ class MultiViewTransform:
             _require_cv2()
         self.backend = backend
         self.policy = policy
-        self.color_space = canonical(color_space)
+        self.context = ViewContext.build(color_space, ra_ops)
+        self.color_space = self.context.color_space
+        self.ra_ops = self.context.ra_ops
         self.jigsaw = jigsaw
         self.views = views
         self.fast_decode = fast_decode
-        self.ra_ops = ra_ops or default_ra_ops(self.color_space)
-        self._jitter = T.ColorJitter(*policy.jitter)
-        self._ra = (build_randaugment(policy.randaugment, self.ra_ops, policy.image_size)
-                    if "randaugment" in policy.stages else None)
-        self._pil_blur = PILGaussianBlur(policy.blur_sigma)
+        build = lambda name: STAGES.get(name)(policy, self.context)
+        self._crop, self._flip, self._normalize = build("crop"), build("flip"), build("normalize")
+        self._stages = [(name, build(name)) for name in policy.stages]
+        self._jigsaw = JigsawView(jigsaw, self.context) if jigsaw is not None else None
 
     # -- sampling (torch RNG, reference order) -------------------------------------------------
     def sample_view(self, img: Image.Image) -> ViewParams:
-        p = self.policy
-        box = T.RandomResizedCrop.get_params(img, [p.crop_min, p.crop_max], list(p.ratio))
-        params = ViewParams(box=tuple(int(v) for v in box), flip=bool(torch.rand(1) < p.flip_prob))
-        for stage in p.stages:
-            if stage == "jitter" and _fired(p.jitter_prob):
-                j = self._jitter
-                params.jitter = T.ColorJitter.get_params(j.brightness, j.contrast, j.saturation, j.hue)
-            elif stage == "blur" and _fired(p.blur_prob):
-                params.blur_sigma = sample_sigma(p.blur_sigma)
-            elif stage == "grayscale":
-                params.grayscale = bool(torch.rand(1) < p.grayscale_prob)
+        params = ViewParams(box=self._crop.sample(img), flip=self._flip.sample(img))
+        for name, stage in self._stages:
+            params.stages[name] = stage.sample(img)
         return params
 
     def sample_jigsaw(self, img: Image.Image) -> JigsawParams:
-        s = self.jigsaw
-        box = T.RandomResizedCrop.get_params(img, list(s.scale), [3.0 / 4.0, 4.0 / 3.0])
-        flip = bool(torch.rand(1) < s.flip_prob)
-        return JigsawParams(tuple(int(v) for v in box), flip, sample_offsets(s))
+        return self._jigsaw.sample(img)
 
     # -- rendering -------------------------------------------------------------------------------
-    @staticmethod
-    def _resized_crop(img: Image.Image, box, size: int, scale: int) -> Image.Image:
-        top, left, h, w = box
-        if scale == 1:  # exactly torchvision's resized_crop on PIL
-            return img.crop((left, top, left + w, top + h)).resize((size, size), _BILINEAR)
-        return img.resize((size, size), _BILINEAR, box=(left / scale, top / scale, (left + w) / scale,
-                                                        (top + h) / scale))
-
     def render_view(self, img: Image.Image, params: ViewParams, scale: int = 1) -> torch.Tensor:
-        p = self.policy
-        view = self._resized_crop(img, params.box, p.image_size, scale)
-        if params.flip:
-            view = view.transpose(_FLIP)
+        view = self._flip.render_pil(self._crop.render_pil(img, params.box, scale), params.flip)
         if self.backend == "cv2":
-            return self._render_cv2(np.asarray(view), params)
-        for stage in p.stages:
-            if stage == "jitter" and params.jitter is not None:
-                view = _jitter(view, params.jitter)
-            elif stage == "blur" and params.blur_sigma is not None:
-                if p.blur == "conv":
-                    view = Image.fromarray(blur_uint8(_uint8_hwc(view), params.blur_sigma).numpy())
-                else:
-                    view = self._pil_blur(view, params.blur_sigma)
-            elif stage == "randaugment":
-                view = self._ra(view)
-            elif stage == "grayscale" and params.grayscale:
-                view = TF.rgb_to_grayscale(view, num_output_channels=3)
-        return to_normalized_tensor(_uint8_chw(view), self.color_space)
-
-    def _render_cv2(self, arr: np.ndarray, params: ViewParams) -> torch.Tensor:
-        """The photometric stages with OpenCV on the uint8 HxWx3 view (see infomin.views.cvops)."""
-        from . import cvops
-
-        p = self.policy
-        for stage in p.stages:
-            if stage == "jitter" and params.jitter is not None:
-                arr = cvops.color_jitter(arr, params.jitter)
-            elif stage == "blur" and params.blur_sigma is not None:
-                if p.blur == "conv":
-                    arr = cvops.blur(arr, params.blur_sigma)
-                else:
-                    arr = np.asarray(self._pil_blur(Image.fromarray(arr), params.blur_sigma))
-            elif stage == "randaugment":
-                arr = np.asarray(self._ra(Image.fromarray(arr)))
-            elif stage == "grayscale" and params.grayscale:
-                arr = cvops.grayscale(arr)
-        if self.color_space == "RGB":
-            return cvops.to_normalized_rgb(arr)
-        if not (arr.flags.writeable and arr.flags.c_contiguous):  # np.asarray(PIL image) is read-only
-            arr = np.array(arr)
-        return to_normalized_tensor(torch.from_numpy(arr).permute(2, 0, 1), self.color_space)
+            arr = np.asarray(view)
+            for name, stage in self._stages:
+                if params.stages[name] is not None:
+                    arr = stage.render_cv2(arr, params.stages[name])
+            return self._normalize.render_cv2(arr)
+        for name, stage in self._stages:
+            if params.stages[name] is not None:
+                view = stage.render_pil(view, params.stages[name])
+        return self._normalize.render_pil(view)
 
     def render_jigsaw(self, img: Image.Image, params: JigsawParams, scale: int = 1) -> torch.Tensor:
-        s = self.jigsaw
-        crop = self._resized_crop(img, params.box, s.crop_size, scale)
-        if params.flip:
-            crop = crop.transpose(_FLIP)
-        if self.backend == "cv2" and self.color_space == "RGB":
-            from . import cvops
-
-            arr, t = np.asarray(crop), s.tile
-            tiles = np.stack([arr[top:top + t, left:left + t] for top, left in tile_origins(params.offsets, s)])
-            return cvops.to_normalized_rgb(tiles)
-        tiles = cut_tiles(_uint8_chw(crop), params.offsets, s)
-        return to_normalized_tensor(tiles, self.color_space)
+        if self.backend == "cv2":
+            return self._jigsaw.render_cv2(img, params, scale)
+        return self._jigsaw.render_pil(img, params, scale)
 
     # -- decoding --------------------------------------------------------------------------------
     def _decode(self, img: Image.Image, crops) -> tuple[Image.Image, int]:
@@ -244,29 +186,6 @@ class MultiViewTransform:
         return (f"{type(self).__name__}(policy={self.policy}, color_space={self.color_space!r}, "
                 f"jigsaw={self.jigsaw}, views={self.views}, ra_ops={self.ra_ops!r}, fast_decode={self.fast_decode}, "
                 f"backend={self.backend!r})")
-
-
-def _jitter(img: Image.Image, params) -> Image.Image:
-    """Apply ColorJitter's sampled (order, factors) with torchvision's own functions."""
-    order, b, c, s, h = params
-    for fn in order.tolist():
-        if fn == 0 and b is not None:
-            img = TF.adjust_brightness(img, b)
-        elif fn == 1 and c is not None:
-            img = TF.adjust_contrast(img, c)
-        elif fn == 2 and s is not None:
-            img = TF.adjust_saturation(img, s)
-        elif fn == 3 and h is not None:
-            img = TF.adjust_hue(img, h)
-    return img
-
-
-def _uint8_hwc(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.array(img, dtype=np.uint8))
-
-
-def _uint8_chw(img: Image.Image) -> torch.Tensor:
-    return _uint8_hwc(img).permute(2, 0, 1)
 
 
 def _jigsaw_spec(jigsaw) -> JigsawSpec | None:
@@ -333,7 +252,7 @@ class EvalTransform:
             rgb = img.convert("RGB")
             rgb = TF.center_crop(TF.resize(rgb, self.resize, interpolation=T.InterpolationMode.BILINEAR),
                                  self.image_size)
-            return to_normalized_tensor(_uint8_chw(rgb), self.color_space)
+            return to_normalized_tensor(uint8_chw(rgb), self.color_space)
         finally:
             if img is not source:
                 img.close()

@@ -9,23 +9,27 @@ without rebuilding a pipeline by hand.
 from __future__ import annotations
 
 import dataclasses
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from .stages import STAGES
+from .stages.blur import BLUR_KINDS  # noqa: F401  (kept importable from here)
 
 __all__ = ["Policy", "POLICIES", "STAGES", "KNOBS", "get_policy", "apply_overrides", "default_crop_min"]
 
-#: Photometric stages a policy may order (the crop and flip always come first).
-STAGES = ("jitter", "blur", "randaugment", "grayscale")
-#: Blur kinds: "conv" = the reference's GaussianBlur(22) (23x23 separable kernel, reflect padding);
-#: "pil" = PIL's ImageFilter.GaussianBlur(radius=sigma), the reference's GaussianBlur2 (policy B).
-BLUR_KINDS = ("conv", "pil")
-#: The sweepable knobs of the cross-team contract (besides crop_min, which is a Policy field).
-KNOBS = ("jitter_strength", "blur_prob", "ra_magnitude")
+#: The built-in knobs that are not plain Policy fields (``crop_min`` is one). Every registered
+#: stage's knobs, including stages added later: ``STAGES.knobs()``.
+KNOBS = tuple(name for name, knob in STAGES.knobs().items() if knob.apply is not None)
 
 
 @dataclass(frozen=True)
 class Policy:
-    """One view's augmentation recipe (see docs/views.md for the reference order of each policy)."""
+    """One view's augmentation recipe (see docs/views.md for the reference order of each policy).
+
+    ``stages`` names registered stages (:data:`infomin.views.stages.STAGES`) in the order they run
+    after the crop and flip; each registered stage validates the fields it reads. ``extra`` holds
+    the settings of stages defined outside the library (name -> value, see ``Stage.settings``).
+    """
 
     name: str
     stages: tuple[str, ...]
@@ -41,34 +45,37 @@ class Policy:
     ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
     flip_prob: float = 0.5
     image_size: int = 224
+    extra: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
 
     def __post_init__(self):
-        bad = [s for s in self.stages if s not in STAGES]
+        object.__setattr__(self, "extra", tuple(sorted(dict(self.extra).items())))  # hashable, order-free
+        names = STAGES.policy_stages()
+        bad = [s for s in self.stages if s not in names]
         if bad or len(set(self.stages)) != len(self.stages):
-            raise ValueError(f"policy {self.name!r}: stages {self.stages} must be distinct names from {STAGES}")
-        for field in ("jitter_prob", "grayscale_prob", "blur_prob", "flip_prob"):
-            value = getattr(self, field)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"policy {self.name!r}: {field}={value} is not a probability in [0, 1]")
-        if not 0.0 < self.crop_min <= self.crop_max <= 1.0:
-            raise ValueError(
-                f"policy {self.name!r}: crop scale ({self.crop_min}, {self.crop_max}) must satisfy "
-                "0 < crop_min <= crop_max <= 1 (fractions of the image area)")
-        if len(self.jitter) != 4 or min(self.jitter) < 0:
-            raise ValueError(f"policy {self.name!r}: jitter {self.jitter} must be 4 non-negative strengths (b, c, s, h)")
-        if self.jitter[3] > 0.5:
-            raise ValueError(f"policy {self.name!r}: hue jitter {self.jitter[3]} exceeds 0.5, the most ColorJitter allows;"
-                             " lower jitter_strength")
-        if ("blur" in self.stages) != (self.blur is not None) or (self.blur is not None and self.blur not in BLUR_KINDS):
-            raise ValueError(f"policy {self.name!r}: blur kind {self.blur!r} must be one of {BLUR_KINDS} exactly when "
-                             "'blur' is a stage")
-        if ("randaugment" in self.stages) != (self.randaugment is not None):
-            raise ValueError(f"policy {self.name!r}: set randaugment exactly when 'randaugment' is a stage")
-        if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
-            raise ValueError(f"policy {self.name!r}: blur_sigma {self.blur_sigma} must be 0 < low <= high")
-        if self.image_size < 8 or (self.blur == "conv" and self.image_size <= 11):
+            raise ValueError(f"policy {self.name!r}: stages {self.stages} must be distinct names from {names}")
+        unknown = sorted(set(dict(self.extra)) - set(STAGES.settings()))
+        if unknown:
+            raise ValueError(f"policy {self.name!r}: extra setting(s) {unknown} belong to no registered stage; "
+                             f"registered stage settings: {sorted(STAGES.settings())}")
+        if self.image_size < 8:
             raise ValueError(f"policy {self.name!r}: image_size {self.image_size} is too small (use >= 8, and >= 12 "
                              "with the 23-tap conv blur, whose reflection padding needs 12 px)")
+        STAGES.validate(self)
+
+    def setting(self, name: str):
+        """A Policy field, or a registered stage's setting (``extra``, else the stage's default)."""
+        if name in _FIELDS:
+            return getattr(self, name)
+        extra = dict(self.extra)
+        if name in extra:
+            return extra[name]
+        defaults = STAGES.settings()
+        if name not in defaults:
+            raise KeyError(f"{name!r} is neither a Policy field nor a registered stage's setting")
+        return defaults[name]
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Policy)) - {"name", "extra"}
 
 
 _RA = "rand-n2-m10-mstd0.5"
@@ -105,47 +112,41 @@ def get_policy(name: str | Policy) -> Policy:
     return POLICIES[name]
 
 
-def _with_magnitude(config: str, magnitude: float) -> str:
-    if magnitude < 0:
-        raise ValueError(f"ra_magnitude={magnitude} must be >= 0")
-    parts = [p for p in config.split("-") if not re.fullmatch(r"m\d+(\.\d+)?", p)]
-    if float(magnitude) != int(magnitude):
-        raise ValueError(f"ra_magnitude={magnitude}: timm's RandAugment takes an integer magnitude")
-    return "-".join(parts + [f"m{int(magnitude)}"])
+class _Draft:
+    """The policy with the caller's field overrides applied but not yet validated (what knobs read)."""
+
+    def __init__(self, policy: Policy, changes: dict):
+        self._policy, self._changes = policy, changes
+
+    def __getattr__(self, name):
+        changes = self.__dict__["_changes"]
+        return changes[name] if name in changes else getattr(self.__dict__["_policy"], name)
 
 
 def apply_overrides(policy: Policy | str, **overrides) -> Policy:
     """Return ``policy`` with knobs and fields replaced; unknown or inapplicable keys raise ValueError.
 
-    Knobs: ``jitter_strength`` scales the policy's own jitter (1.0 = reference; for D it equals
-    SimCLR's strength s), ``blur_prob`` and ``ra_magnitude`` need the policy to have that stage.
-    Any other Policy field (``crop_min``, ``grayscale_prob``, ``jitter``, ``stages``...) may be set
-    directly. ``None`` values mean "keep the policy's value".
+    Knobs are declared by the registered stages (``STAGES.knobs()``): ``crop_min``,
+    ``jitter_strength`` scales the policy's own jitter (1.0 = reference; for D it equals SimCLR's
+    strength s), ``blur_prob`` and ``ra_magnitude`` need the policy to have that stage. Any other
+    Policy field (``grayscale_prob``, ``jitter``, ``stages``...) and any setting of a registered
+    stage may be set directly. ``None`` values mean "keep the policy's value".
     """
     policy = get_policy(policy)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    fields = {f.name for f in dataclasses.fields(Policy)} - {"name"}
-    unknown = sorted(set(overrides) - fields - set(KNOBS))
+    knobs, settings = STAGES.knobs(), STAGES.settings()
+    unknown = sorted(set(overrides) - _FIELDS - set(knobs) - set(settings))
     if unknown:
-        raise ValueError(f"unknown view override(s) {unknown}; valid: {sorted(set(KNOBS) | fields)}")
-    changes = {k: v for k, v in overrides.items() if k in fields}
+        raise ValueError(f"unknown view override(s) {unknown}; valid: {sorted(set(knobs) | _FIELDS | set(settings))}")
+    changes = {k: v for k, v in overrides.items() if k in _FIELDS}
     for key in ("jitter", "ratio", "blur_sigma", "stages"):
         if key in changes:
             changes[key] = tuple(changes[key])
-    if "jitter_strength" in overrides:
-        s = float(overrides["jitter_strength"])
-        if s < 0:
-            raise ValueError(f"jitter_strength={s} must be >= 0")
-        changes["jitter"] = tuple(s * j for j in changes.get("jitter", policy.jitter))
-    if "blur_prob" in overrides:
-        if "blur" not in changes.get("stages", policy.stages) and overrides["blur_prob"] > 0:
-            raise ValueError(f"policy {policy.name!r} has no blur stage, so blur_prob={overrides['blur_prob']} "
-                             "cannot apply; use policy B, D or E, or add 'blur' to stages and set blur")
-        changes["blur_prob"] = float(overrides["blur_prob"])
-    if "ra_magnitude" in overrides:
-        config = changes.get("randaugment", policy.randaugment)
-        if config is None:
-            raise ValueError(f"policy {policy.name!r} has no RandAugment stage, so ra_magnitude cannot apply; "
-                             "use policy D or E")
-        changes["randaugment"] = _with_magnitude(config, overrides["ra_magnitude"])
+    extra = {k: v for k, v in overrides.items() if k in settings}
+    if extra:
+        changes["extra"] = {**dict(policy.extra), **extra}
+    draft = _Draft(policy, changes)
+    for name, knob in knobs.items():  # registration order
+        if name in overrides and knob.apply is not None:
+            changes.update(knob.apply(draft, overrides[name]))
     return dataclasses.replace(policy, **changes)

@@ -1,0 +1,38 @@
+"""RandomGrayscale: L (ITU-R 601-2 luma) replicated to three channels with grayscale_prob."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from .base import STAGES, Stage, check_probability
+
+__all__ = ["RandomGrayscale"]
+
+
+@STAGES.register
+class RandomGrayscale(Stage):
+    """Params: True when it fires, else None (one torch number drawn either way, as torchvision)."""
+
+    name = "grayscale"
+
+    @classmethod
+    def validate(cls, policy) -> None:
+        check_probability(policy, "grayscale_prob")
+
+    def sample(self, img):
+        return True if torch.rand(1) < self.policy.grayscale_prob else None
+
+    def render_pil(self, img: Image.Image, params) -> Image.Image:
+        return TF.rgb_to_grayscale(img, num_output_channels=3)
+
+    def render_cv2(self, arr: np.ndarray, params) -> np.ndarray:
+        from .. import cvops
+
+        return cvops.grayscale(arr)
+
+    @classmethod
+    def reference(cls, policy, context) -> list:
+        return [T.RandomGrayscale(policy.grayscale_prob)]

@@ -31,7 +31,7 @@ def run_table(results: dict, inits=("infomin", "supervised", "random")) -> str:
         cells += [_fmt(_get(results, f"voc-{init}", "bbox", k)) for k in ("AP", "AP50", "AP75")]
         cells += [_fmt(_get(results, f"coco-{init}", "bbox", k)) for k in ("AP", "AP50", "AP75")]
         cells += [_fmt(_get(results, f"coco-{init}", "segm", k)) for k in ("AP", "AP50", "AP75")]
-        cells.append("-" if knn is None else f"{100 * knn if knn <= 1 else knn:.1f}")
+        cells.append(_fmt(knn))  # the engine's kNN monitor is already a percentage
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -14,11 +14,8 @@ from infomin.detection import demo
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "run"
-    start = time.time()
-    code = demo.main(["--quick", "--output", str(out), "--device", "cpu", "--seed", "0"])
-    return out, code, time.time() - start
+def quick_run(demo_quick_run):
+    return demo_quick_run  # the session's one quick run (tests/conftest.py), shared with other files
 
 
 def _mtimes(out: Path) -> dict:

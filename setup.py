@@ -1,11 +1,13 @@
 """infomin: InfoMin contrastive pretraining and its transfer to Detectron2.
 
-`pretrain/` and `detection/` install as `infomin.pretrain` and `infomin.detection`, the way
-Detectron2 installs its `projects/`.
+`pretrain/`, `detection/` and `study/` install as `infomin.pretrain`, `infomin.detection` and
+`infomin.study`, the way Detectron2 installs its `projects/`; `configs/` installs as
+`infomin.configs` with its YAML files, so the tools find them without a checkout.
 """
 from setuptools import find_packages, setup
 
-PACKAGE_DIRS = {"infomin.pretrain": "pretrain", "infomin.detection": "detection"}
+PACKAGE_DIRS = {"infomin.pretrain": "pretrain", "infomin.detection": "detection", "infomin.study": "study",
+                "infomin.configs": "configs"}
 
 
 def packages():
@@ -23,7 +25,7 @@ setup(
     python_requires=">=3.10",
     packages=packages(),
     package_dir=PACKAGE_DIRS,
-    package_data={"infomin": ["zoo/*.yaml", "zoo/*.json"]},
+    package_data={"infomin": ["zoo/*.yaml", "zoo/*.json"], "infomin.configs": ["**/*.yaml", "README.md"]},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",
@@ -50,6 +52,7 @@ setup(
             "infomin-view-sweep = infomin.pretrain.view_sweep:main",
             "infomin-learn-views = infomin.pretrain.learn_views:main",
             "infomin-estimate-mi = infomin.mi:main",
+            "infomin-demo = infomin.study.cli:main",
         ],
     },
 )

@@ -1,7 +1,7 @@
 """The Detectron2 extension: the C4 ExtraNorm head, dataset registration, trainer and train_net.
 
 Importing this package registers ``Res5ROIHeadsExtraNorm`` in Detectron2's ROI_HEADS registry, so
-the C4 configs in ``configs/`` build, and the ``infomin://NAME`` model-zoo path handler on
+the C4 configs in ``configs/detection/`` build, and the ``infomin://NAME`` model-zoo path handler on
 Detectron2's PathManager, so ``MODEL.WEIGHTS infomin://InfoMin_800`` works in any config.
 """
 from . import zoo_handler  # noqa: F401  (registers infomin://)

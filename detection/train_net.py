@@ -20,6 +20,8 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 
+from infomin.configs import resolve_config_file
+
 from .compiled_ops import check_compiled_ops
 from .datasets import register_coco_folder, register_voc_folder
 from .trainer import Trainer, check_amp, evaluator_type
@@ -32,8 +34,9 @@ __all__ = ["build_parser", "setup_cfg", "check_cfg", "check_devices", "check_dat
 WEIGHTS_PLACEHOLDER = "REQUIRED"
 
 EPILOG = """
+CFG is a YAML file or a packaged config name (detection/coco/*.yaml, detection/voc/*.yaml).
 Examples:
-  one GPU:    %(prog)s --config-file configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml \\
+  one GPU:    %(prog)s --config-file configs/detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml \\
                   MODEL.WEIGHTS infomin_r50.pkl
   8 GPUs:     %(prog)s --num-gpus 8 --config-file CFG MODEL.WEIGHTS infomin_r50.pkl
   2 machines: (machine R = 0, 1) %(prog)s --num-gpus 8 --num-machines 2 --machine-rank R \\
@@ -68,11 +71,9 @@ def register_cli_datasets(args):
 def setup_cfg(args):
     """Frozen config from ``--config-file`` and the trailing overrides."""
     if not args.config_file:
-        raise ValueError("--config-file is required (e.g. configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml)")
-    if not os.path.isfile(args.config_file):
-        raise FileNotFoundError(f"config file {args.config_file!r} does not exist")
+        raise ValueError("--config-file is required (e.g. detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml)")
     cfg = get_cfg()
-    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_file(resolve_config_file(args.config_file))
     try:
         cfg.merge_from_list(args.opts or [])
     except (KeyError, AssertionError, ValueError) as exc:

@@ -16,7 +16,8 @@ from . import distributed as du
 def build_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="", metavar="FILE", help="a YAML config (configs/pretrain/*.yaml)")
+    p.add_argument("--config-file", default="", metavar="FILE",
+                   help="a YAML file, or a packaged config name such as pretrain/infomin_R50_800ep.yaml")
     p.add_argument("--resume", default=None, metavar="PATH|auto",
                    help="continue from a checkpoint, or `auto` for the newest one in the output dir")
     p.add_argument("--output-dir", default=None, help="same as the OUTPUT_DIR option")

@@ -7,9 +7,10 @@ view policy's) own reference default", which `infomin.methods` / `infomin.views`
 from __future__ import annotations
 
 import difflib
-import os
 
 from fvcore.common.config import CfgNode as _FvCfgNode
+
+from infomin.configs import resolve_config_file
 
 
 class CfgNode(_FvCfgNode):
@@ -206,11 +207,7 @@ def load_cfg(path: str | None, opts: list[str] | None = None) -> CfgNode:
     """Defaults <- YAML file (with its `_BASE_` chain) <- KEY VALUE opts; returned frozen."""
     cfg = get_cfg()
     if path:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Config file {path!r} does not exist; pick one of configs/pretrain/*.yaml."
-            )
-        cfg.merge_from_file(path)
+        cfg.merge_from_file(resolve_config_file(path))
     if opts:
         cfg.merge_from_list(list(opts))
     validate(cfg)

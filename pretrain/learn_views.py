@@ -14,7 +14,7 @@ for learning, train labels for the probe, test for accuracy), or an ImageFolder 
 ``train/`` and ``val/`` (or ``test/``) of which ``DATA.LABELED_FRACTION`` of train is labelled.
 Without ``DATA.ROOT`` the built-in data set is generated under the output folder.
 
-    infomin-learn-views --config-file configs/views/stl10_semi_vp.yaml OUTPUT_DIR out/stl10_semi
+    infomin-learn-views --config-file views/stl10_semi_vp_RGB.yaml OUTPUT_DIR out/stl10_semi
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from torch import nn
 
 from infomin import mi
 from infomin.atomic import atomic_file, atomic_write_path, atomic_write_text
+from infomin.configs import resolve_config_file
 from infomin.viewgen import FlowViewGenerator
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
@@ -90,9 +91,7 @@ def get_cfg() -> CfgNode:
 def load_cfg(config_file: str | None = None, opts: list[str] | None = None) -> CfgNode:
     cfg = get_cfg()
     if config_file:
-        if not os.path.isfile(config_file):
-            raise FileNotFoundError(f"config file {config_file} does not exist")
-        cfg.merge_from_file(config_file)
+        cfg.merge_from_file(resolve_config_file(config_file))
     if opts:
         if len(opts) % 2:
             raise ValueError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
@@ -474,7 +473,7 @@ def _csv(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="infomin-learn-views", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="", help="YAML config (see configs/views/)")
+    p.add_argument("--config-file", default="", help="a YAML file, or a packaged config name (views/*.yaml)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides, e.g. LEARN.MODE semi")
     args = p.parse_args(argv)
     try:

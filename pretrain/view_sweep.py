@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infomin-view-sweep", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default="",
-                   help="pretraining config (configs/pretrain/ or configs/views/) for the engine knobs")
+                   help="pretraining config for the engine knobs: a YAML file or a packaged name "
+                        "(pretrain/*.yaml, views/*.yaml)")
     p.add_argument("--color-config", default="", help="learn-views config for --knob color_split")
     p.add_argument("--knob", required=True, choices=knobs())
     p.add_argument("--values", required=True, help="comma-separated, e.g. 0.08,0.2,0.4 or RGB,Lab,YDbDr")
@@ -371,7 +372,7 @@ def main(argv=None) -> int:
         parse_values(args.knob, args.values)
         if args.knob in engine_knobs() and not args.config_file:
             raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
-                             "(e.g. configs/views/sweep_crop_min_tiny.yaml)")
+                             "(e.g. views/sweep_moco_R18_tiny.yaml)")
         if args.data and not os.path.isdir(os.path.join(args.data, "train")):
             raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
     except ValueError as err:

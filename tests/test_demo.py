@@ -1,4 +1,5 @@
-"""`tools/demo.py --quick`: the whole study runs end to end, writes its report, and reuses stages.
+"""`infomin-demo --quick` (`tools/demo.py`, `infomin.study.cli`): the whole study runs end to end,
+writes its report, and reuses stages.
 
 Oracles: the stage markers and files the run leaves, PIL for the PNGs, Detectron2's own log line
 for where a resumed fine-tuning starts, and the paper's numbers from docs (paper.md §3.2-3.3).
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from infomin.detection import demo
+from infomin.study import cli, run
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def _mtimes(out: Path) -> dict:
 def test_quick_demo_writes_report_tables_and_plots(quick_run, capsys):
     out, code, _ = quick_run
     assert code == 0
-    assert sorted(_mtimes(out)) == sorted(f"{s}.json" for s in demo.STAGES)
+    assert sorted(_mtimes(out)) == sorted(f"{s}.json" for s in run.STAGES)
     report = (out / "report.md").read_text()
     for label in ("| InfoMin |", "| supervised |", "| random init |"):
         assert label in report
@@ -36,8 +37,8 @@ def test_quick_demo_writes_report_tables_and_plots(quick_run, capsys):
     for name in ("curves.png", "ap.png"):
         with Image.open(out / name) as img:
             assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 100
-    for task in demo.TASKS:
-        for init in demo.INITS:
+    for task in run.TASKS:
+        for init in run.INITS:
             result = json.loads((out / "stages" / f"{task}-{init}.json").read_text())["result"]
             kinds = {"voc": {"bbox"}, "coco": {"bbox", "segm"}}[task]
             assert set(result["results"]) == kinds
@@ -57,7 +58,7 @@ def test_rerun_reuses_every_stage(quick_run, capsys):
     out, _, first = quick_run
     before = _mtimes(out)
     start = time.time()
-    assert demo.main(["--quick", "--output", str(out), "--device", "cpu"]) == 0
+    assert cli.main(["--quick", "--output", str(out), "--device", "cpu"]) == 0
     assert _mtimes(out) == before  # no stage ran again
     assert time.time() - start < first / 3
     assert "| InfoMin |" in capsys.readouterr().out  # the table is printed
@@ -67,7 +68,7 @@ def test_rerun_reuses_every_stage(quick_run, capsys):
 def test_stage_reruns_alone_and_detection_resumes(quick_run, capsys):
     out, _, _ = quick_run
     before = _mtimes(out)
-    assert demo.main(["--quick", "--output", str(out), "--device", "cpu", "--stage", "report"]) == 0
+    assert cli.main(["--quick", "--output", str(out), "--device", "cpu", "--stage", "report"]) == 0
     after = _mtimes(out)
     assert after["report.json"] != before["report.json"]
     assert {k: v for k, v in after.items() if k != "report.json"} == \
@@ -77,14 +78,14 @@ def test_stage_reruns_alone_and_detection_resumes(quick_run, capsys):
     # stage's folder still has its checkpoints, so the rerun resumes at the last iteration.
     (out / "stages" / "voc-random.json").unlink()
     log = out / "detection" / "voc-random" / "log.txt"
-    assert demo.main(["--quick", "--output", str(out), "--device", "cpu"]) == 0
-    max_iter = demo.QUICK["detection"][demo.QUICK["detection"].index("SOLVER.MAX_ITER") + 1]
+    assert cli.main(["--quick", "--output", str(out), "--device", "cpu"]) == 0
+    max_iter = run.QUICK["detection"][run.QUICK["detection"].index("SOLVER.MAX_ITER") + 1]
     assert f"Starting training from iteration {max_iter}" in log.read_text()
     assert (out / "stages" / "voc-random.json").is_file()
 
 
 def test_bad_arguments_give_clear_errors(tmp_path, capsys):
-    assert demo.main(["--output", str(tmp_path / "x"), "--stage", "coco-random"]) == 2
+    assert cli.main(["--output", str(tmp_path / "x"), "--stage", "coco-random"]) == 2
     assert "run the whole demo first" in capsys.readouterr().err
-    assert demo.main(["--output", str(tmp_path / "x"), "--device", "tpu"]) == 2
+    assert cli.main(["--output", str(tmp_path / "x"), "--device", "tpu"]) == 2
     assert "--device must be" in capsys.readouterr().err

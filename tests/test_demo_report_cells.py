@@ -18,8 +18,8 @@ import pytest
 import torch
 
 # The demo modules under test (one place, so a move of the package changes only these lines).
-from infomin.detection import demo
-from infomin.detection import demo_report
+from infomin.study import run as demo
+from infomin.study import report as demo_report
 
 LABELS = {"infomin": "InfoMin", "supervised": "supervised", "random": "random init"}
 # What each column of the run's table holds, written out independently of the report writer.

@@ -15,7 +15,7 @@ from infomin.convert import convert_checkpoint
 from _detection_helpers import TINY_RUN, make_detection_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = "configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml"
+CONFIG = "configs/detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml"
 # R-18 backbone (the converter's smallest), FPN and heads narrowed; structure as configured.
 R18 = ["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.CONV_DIM", "32",
        "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"]

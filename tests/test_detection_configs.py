@@ -39,9 +39,9 @@ CONFIGS = sorted(
     os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
     if _is_detectron2_config(p)
 )
-# the transfer protocols (configs/coco, configs/voc); other Detectron2 configs (e.g. the demo's)
-# only have to build
-PROTOCOLS = [p for p in CONFIGS if p.split(os.sep)[1] in ("coco", "voc")]
+# the transfer protocols (configs/detection/coco, configs/detection/voc); other Detectron2 configs
+# (e.g. the study's) only have to build
+PROTOCOLS = [p for p in CONFIGS if p.split(os.sep)[1:3] in (["detection", "coco"], ["detection", "voc"])]
 TORCHVISION_MEAN = [123.675, 116.280, 103.530]
 TORCHVISION_STD = [58.395, 57.120, 57.375]
 

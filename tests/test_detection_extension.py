@@ -22,7 +22,7 @@ from infomin.detection.trainer import check_amp
 from _detection_helpers import TINY_MODEL, make_detection_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-C4 = os.path.join(ROOT, "configs/voc/faster_rcnn_R50_C4_24k_voc0712_infomin.yaml")
+C4 = os.path.join(ROOT, "configs/detection/voc/faster_rcnn_R50_C4_24k_voc0712_infomin.yaml")
 
 
 @pytest.fixture(scope="module")

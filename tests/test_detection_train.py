@@ -30,9 +30,9 @@ def data(tmp_path_factory):
 
 CASES = [
     # (config, layout, extra overrides, expected metrics)
-    ("configs/coco/mask_rcnn_R50_C4_1x_coco_infomin.yaml", "coco", [], ["bbox/AP", "segm/AP"]),
-    ("configs/voc/faster_rcnn_R50_C4_24k_voc0712_infomin.yaml", "voc", [], ["bbox/AP50", "bbox/AP"]),
-    ("configs/coco/faster_rcnn_R50_FPN_1x_coco_infomin.yaml", "voc", [], ["bbox/AP50"]),
+    ("configs/detection/coco/mask_rcnn_R50_C4_1x_coco_infomin.yaml", "coco", [], ["bbox/AP", "segm/AP"]),
+    ("configs/detection/voc/faster_rcnn_R50_C4_24k_voc0712_infomin.yaml", "voc", [], ["bbox/AP50", "bbox/AP"]),
+    ("configs/detection/coco/faster_rcnn_R50_FPN_1x_coco_infomin.yaml", "voc", [], ["bbox/AP50"]),
     # FPN with masks on COCO layout: tests/test_detection_cli.py, through the command line
 ]
 

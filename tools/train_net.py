@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fine-tune or evaluate a Detectron2 detector with infomin's configs (same as `infomin-train-net`).
 
-    python tools/train_net.py --config-file configs/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml \
+    python tools/train_net.py --config-file configs/detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml \
         MODEL.WEIGHTS converted.pkl
 """
 import sys

@@ -55,7 +55,7 @@ class ConversionSummary:
             lines.append(f"  not model weights, ignored: {', '.join(map(str, self.ignored))}")
         for note in self.notes:
             lines.append(f"  note: {note}")
-        lines.append("Detectron2 config these weights need (configs/*_infomin.yaml set them for resnet50):")
+        lines.append("Detectron2 config these weights need (configs/detection/*/*_infomin.yaml set them for resnet50):")
         lines += [f"  {k}: {_yaml(v)}" for k, v in self.detectron2_settings.items()]
         lines.append("Then fine-tune with: MODEL.WEIGHTS " + self.dst)
         return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""The whole InfoMin study in one command, on the built-in data (`make demo`, `tools/demo.py`).
+"""The whole InfoMin study in one command, on the built-in data: its stages and their order.
+
+The study is the top layer: it drives `infomin.pretrain` and `infomin.detection`, which never
+import it. The command line is `infomin.study.cli` (`make demo`, `tools/demo.py`, `infomin-demo`).
 
 Why: a new user sees every part work together (data -> InfoMin and supervised pretraining ->
 conversion -> Faster R-CNN on VOC and Mask R-CNN on COCO from each init, random init included ->
@@ -11,25 +14,24 @@ engine's `resume="auto"`, Detectron2's `resume_or_load(resume=True)`).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from infomin.atomic import atomic_write_text
+from infomin.configs import get_config_file
 
-__all__ = ["main", "STAGES", "INITS", "TASKS", "PAPER", "run_demo"]
+__all__ = ["STAGES", "INITS", "TASKS", "PAPER", "QUICK", "run_demo", "resolve_device"]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
 INITS = ("infomin", "supervised", "random")
 TASKS = ("voc", "coco")
-PRETRAIN_CONFIGS = {"infomin": "pretrain_infomin_R18.yaml", "supervised": "pretrain_supervised_R18.yaml"}
-DETECTION_CONFIGS = {"voc": "voc_faster_rcnn_R18_FPN.yaml", "coco": "coco_mask_rcnn_R18_FPN.yaml"}
+# packaged config names (infomin.configs)
+PRETRAIN_CONFIGS = {"infomin": "study/pretrain_infomin_R18.yaml", "supervised": "study/pretrain_supervised_R18.yaml"}
+DETECTION_CONFIGS = {"voc": "study/voc_faster_rcnn_R18_FPN.yaml", "coco": "study/coco_mask_rcnn_R18_FPN.yaml"}
 STAGES = ("data", "pretrain-infomin", "pretrain-supervised", "convert",
           *(f"{task}-{init}" for task in TASKS for init in INITS), "report")
 
@@ -53,7 +55,7 @@ PAPER = {
     "coco": {"random": (32.8, 29.9), "supervised": (39.7, 35.9), "infomin": (40.6, 36.7)},
 }
 
-logger = logging.getLogger("infomin.demo")
+logger = logging.getLogger("infomin.study")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -155,7 +157,7 @@ def _pretrain(ctx: Context, name: str) -> dict:
     from infomin.pretrain.config import load_cfg
     from infomin.pretrain.engine import run_pretraining
 
-    cfg = load_cfg(str(CONFIG_DIR / PRETRAIN_CONFIGS[name]), _pretrain_opts(ctx, name))
+    cfg = load_cfg(get_config_file(PRETRAIN_CONFIGS[name]), _pretrain_opts(ctx, name))
     ckpt = run_pretraining(cfg, resume="auto")
     metrics = Path(cfg.OUTPUT_DIR) / "metrics.jsonl"
     knn = [r["knn_top1"] for r in _read_jsonl(metrics) if "knn_top1" in r]
@@ -208,7 +210,7 @@ def build_detection_cfg(ctx: Context, task: str, init: str):
 
     train, test = _register_datasets(ctx.results["data"]["root"])[task]
     cfg = get_cfg()
-    cfg.merge_from_file(str(CONFIG_DIR / DETECTION_CONFIGS[task]))
+    cfg.merge_from_file(get_config_file(DETECTION_CONFIGS[task]))
     opts = ["MODEL.WEIGHTS", ctx.results["convert"][init]["weights"], "MODEL.DEVICE", ctx.device,
             "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
             "OUTPUT_DIR", str(workdir(ctx, ctx.output / "detection" / f"{task}-{init}")),
@@ -311,7 +313,7 @@ def _detection_stage(task, init):
 
 
 def stage_report(ctx: Context) -> dict:
-    from .demo_report import write_report
+    from .report import write_report
 
     return write_report(ctx.output, ctx.results, PAPER, quick=ctx.quick)
 
@@ -337,9 +339,9 @@ def _fingerprint(ctx: Context, stage: str) -> str:
     if ctx.quick:
         configs.append(QUICK)
     if stage.startswith("pretrain-"):
-        configs.append(_config_chain_digest(CONFIG_DIR / PRETRAIN_CONFIGS[stage.split("-", 1)[1]]))
+        configs.append(_config_chain_digest(Path(get_config_file(PRETRAIN_CONFIGS[stage.split("-", 1)[1]]))))
     if stage.split("-")[0] in TASKS:
-        configs.append(_config_chain_digest(CONFIG_DIR / DETECTION_CONFIGS[stage.split("-")[0]]))
+        configs.append(_config_chain_digest(Path(get_config_file(DETECTION_CONFIGS[stage.split("-")[0]]))))
     return _digest(stage, ctx.scale, ctx.seed, ctx.device, configs, inputs)
 
 
@@ -404,40 +406,3 @@ def _read_jsonl(path: Path) -> list:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
     return records
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tools/demo.py",
-        description="Run the whole InfoMin study on the built-in data: pretrain (InfoMin, "
-                    "supervised; plus random init), convert, fine-tune Faster R-CNN (VOC layout) "
-                    "and Mask R-CNN (COCO layout), evaluate, and write OUTPUT/report.md.")
-    p.add_argument("--quick", action="store_true",
-                   help="a few iterations per stage (about 20 s on 2 idle CPU cores; for tests)")
-    p.add_argument("--output", default="output/demo", help="folder for everything (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
-    p.add_argument("--stage", choices=STAGES, help="rerun this one stage (its inputs must exist)")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        results = run_demo(args.output, quick=args.quick, device=args.device, seed=args.seed,
-                           stage=args.stage)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
-        return 2
-    report = results.get("report")
-    if report:
-        print(report["table"])
-        print(report["verdict"])
-        print(f"Report: {report['markdown']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """The demo's report: AP tables (this run beside the paper's full-scale numbers) and PNG plots.
 
-Kept apart from `demo.py` so the orchestration reads as a list of stages; everything here only
+Kept apart from `run.py` so the orchestration reads as a list of stages; everything here only
 reads stage results and metric files and writes `report.md`, `curves.png` and `ap.png`.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ def write_report(output: Path, results: dict, paper: dict, *, quick: bool) -> di
     text = "\n".join([
         "# InfoMin demo report",
         "",
-        f"Built-in data, ResNet-18 encoders, {scale}. Configs: configs/demo/. "
+        f"Built-in data, ResNet-18 encoders, {scale}. Configs: configs/study/. "
         "VOC AP is Detectron2's PascalVOCDetectionEvaluator (VOC2007 11-point metric, mean over "
         "IoU 0.50:0.95); COCO AP is pycocotools' COCOeval through Detectron2's COCOEvaluator. "
         "kNN top-1 is the pretraining engine's monitor on the built-in ImageFolder val split.",

@@ -116,10 +116,11 @@ def test_the_optimizer_comes_from_the_config_and_an_unknown_one_is_refused(tmp_p
     assert "exp_avg" in state and "momentum_buffer" not in state
 
 
-def _own_checkpoint(path, version=fmt.FORMAT_VERSION):
+def _own_checkpoint(path, version=fmt.FORMAT_VERSION, weights=True):
     from torchvision.models import resnet18
 
     model = {f"encoder.{k}": v for k, v in resnet18().state_dict().items() if not k.startswith("fc.")}
+    model = model if weights else {}
     payload = fmt.make_payload(arch="resnet18", width=1, method="InfoMin", model=model, optimizer={},
                                scheduler={}, scaler={}, epoch=0, iteration=0, rngs=[{}], config="")
     payload["format_version"] = version
@@ -150,6 +151,9 @@ def test_every_reader_recognises_the_format_through_its_owner(tmp_path, monkeypa
     _own_checkpoint(renamed)
     assert load_checkpoint(renamed)["format"] == "infomin.pretrain.v2"
     assert _is_pretraining_checkpoint(renamed)
+    bare = str(tmp_path / "bare.pth")  # no weights the guard could know by their names: the format alone
+    _own_checkpoint(bare, weights=False)
+    assert _is_pretraining_checkpoint(bare)
     assert convert_checkpoint(renamed, str(tmp_path / "renamed.pkl")).fmt == "infomin"
     with pytest.raises(ValueError, match="not an infomin pretraining checkpoint"):
         load_checkpoint(path)  # the old name no longer reads as this format

@@ -21,6 +21,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from infomin.configs import resolve_config_file
+from infomin import checkpoint_format
 
 from .compiled_ops import check_compiled_ops
 from .datasets import register_coco_folder, register_voc_folder
@@ -122,7 +123,7 @@ def _is_pretraining_checkpoint(path):
         return False
     if not isinstance(obj, dict):
         return False
-    if obj.get("format") == "infomin.pretrain":
+    if checkpoint_format.is_pretraining_checkpoint(obj):
         return True
     model = obj.get("model", obj.get("state_dict"))
     if not isinstance(model, dict):

@@ -54,41 +54,6 @@ def all_gather_nograd(tensor: torch.Tensor, sizes: list[int] | None = None) -> t
     return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums each rank's gradient and returns this rank's slice."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(tensor) for _ in range(world_size())]
-        dist.all_gather(parts, tensor)
-        ctx.rows = tensor.shape[0]
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        start = rank() * ctx.rows
-        return grad[start : start + ctx.rows]
-
-
-def all_gather_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate `tensor` from every rank along dim 0, keeping the autograd graph.
-
-    Each rank's loss sends gradient to the rank that produced the rows (gradients are summed over
-    ranks, like a loss computed on the global batch). All ranks must hold the same number of rows.
-    """
-    if not is_dist():
-        return tensor
-    sizes = gather_sizes(tensor.shape[0], tensor.device)
-    if len(set(sizes)) != 1:
-        raise ValueError(
-            f"all_gather_grad needs the same batch size on every rank, got {sizes}; "
-            "use drop_last=True in the sampler/loader"
-        )
-    return _GatherWithGrad.apply(tensor.contiguous())
-
-
 @torch.no_grad()
 def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     """In-place broadcast from `src` (no-op in one process); returns `tensor`."""

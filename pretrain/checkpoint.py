@@ -1,30 +1,129 @@
-"""Pretraining checkpoints (format: docs/pretrain-checkpoint.md): atomic writes, auto-resume.
+"""Checkpoint files of a run: atomic writes, naming, auto-resume, pruning, the rank-0 saver.
 
-A checkpoint is written to a temporary file in the destination folder, fsynced, then moved
-into place with os.replace, so a kill leaves either the old file or the new one, never half
-of one. Only global rank 0 writes (callers check); all ranks read when resuming.
+The pretraining payload itself is defined in `infomin.checkpoint_format`; this module knows
+files. A checkpoint is written to a temporary file in the destination folder, fsynced, then
+moved into place with os.replace, so a kill leaves either the old file or the new one, never
+half of one. Only global rank 0 writes; all ranks read when resuming. Pretraining and linear
+evaluation both use `CheckpointFiles` and `Checkpointer`, with their own file names.
 """
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import random
 import re
+from typing import Callable
 
 import numpy as np
 import torch
 
 import infomin.atomic as infomin_atomic
+from infomin import checkpoint_format as fmt
 from infomin.atomic import atomic_file
 
-FORMAT = "infomin.pretrain"
-FORMAT_VERSION = 1
-_NAME = re.compile(r"^checkpoint_(\d{8})\.pth$")
+from . import distributed as du
+
+logger = logging.getLogger(__name__)
+
+FORMAT = fmt.FORMAT
+FORMAT_VERSION = fmt.FORMAT_VERSION
 FINAL_NAME = "model_final.pth"
+PERIODIC_NAME = "checkpoint_{:08d}.pth"
+
+
+class CheckpointFiles:
+    """A run's checkpoint names in one folder: `final` when it completed, `periodic` before.
+
+    `periodic` holds `{:08d}` for the iteration (every one is a separate file) or is a fixed
+    name (one rolling file). `.tmp-*` half-written temporaries never match.
+    """
+
+    def __init__(self, output_dir: str, final: str = FINAL_NAME, periodic: str = PERIODIC_NAME,
+                 where: str = "OUTPUT_DIR"):
+        self.output_dir, self.final, self.periodic, self.where = output_dir, final, periodic, where
+        head, field, tail = periodic.partition("{:08d}")
+        self._numbered = bool(field)
+        self._regex = re.compile(f"^{re.escape(head)}(\\d{{8}})" + re.escape(tail) + "$" if self._numbered
+                                 else f"^{re.escape(periodic)}$")
+        self._glob = head + "*" + tail if self._numbered else periodic
+
+    def path(self, iteration: int | None = None, final: bool = False) -> str:
+        name = self.final if final else self.periodic.format(iteration)
+        return os.path.join(self.output_dir, name)
+
+    def periodic_files(self) -> dict[int, str]:
+        """iteration -> path of every periodic checkpoint (a fixed name counts as iteration 0)."""
+        found = {}
+        for path in glob.glob(os.path.join(glob.escape(self.output_dir), self._glob)):
+            m = self._regex.match(os.path.basename(path))
+            if m:
+                found[int(m.group(1)) if self._numbered else 0] = path
+        return found
+
+    def find_latest(self) -> str | None:
+        """The file to auto-resume from: the final one if the run finished, else the newest."""
+        final = self.path(final=True)
+        if os.path.isfile(final):
+            return final
+        found = self.periodic_files()
+        return found[max(found)] if found else None
+
+    def resolve_resume(self, resume: str | None) -> str | None:
+        """`None` -> fresh start; `auto` -> newest in the folder (fresh if none); else a path."""
+        if not resume:
+            return None
+        if resume == "auto":
+            return self.find_latest()
+        if not os.path.isfile(resume):
+            raise FileNotFoundError(
+                f"--resume {resume!r}: no such checkpoint. Pass a {self._glob} file, or `auto` to "
+                f"continue from the newest one in {self.where} ({self.output_dir})."
+            )
+        return resume
+
+    def prune(self, keep_iteration: Callable[[int], bool]) -> None:
+        """Remove the periodic checkpoints whose iteration `keep_iteration(it)` rejects."""
+        for it, path in self.periodic_files().items():
+            if not keep_iteration(it):
+                os.remove(path)
+
+
+class Checkpointer:
+    """Saves a run's state on rank 0 with every rank's RNG states; all ranks call `save`.
+
+    `payload(rngs, iteration)` builds the dict to write; `keep(iteration, final)` returns the
+    rule for `CheckpointFiles.prune` after a save (None: prune nothing).
+    """
+
+    def __init__(self, files: CheckpointFiles, payload: Callable[[list, int], dict],
+                 keep: Callable[[int, bool], Callable[[int], bool] | None] = lambda it, final: None):
+        self.files, self.payload, self.keep = files, payload, keep
+
+    def save(self, iteration: int, final: bool = False) -> str:
+        path = self.files.path(iteration, final)
+        rngs = du.all_gather_object(rng_state())
+        if du.get_rank() == 0:
+            atomic_torch_save(self.payload(rngs, iteration), path)
+            rule = self.keep(iteration, final)
+            if rule is not None:
+                self.files.prune(rule)
+            logger.info("Saved %s", path)
+        du.barrier()
+        return path
+
+
+def restore_rng(ranks: list, fallback_seed: Callable[[], None]) -> None:
+    """Put this rank's saved RNG streams back; another world size reseeds via `fallback_seed`."""
+    rank, world = du.get_rank(), du.get_world_size()
+    if len(ranks) == world:
+        set_rng_state(ranks[rank])
+    else:
+        fallback_seed()
 
 
 def checkpoint_name(iteration: int) -> str:
-    return f"checkpoint_{iteration:08d}.pth"
+    return PERIODIC_NAME.format(iteration)
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -62,55 +161,21 @@ def set_rng_state(state: dict) -> None:
 
 
 def find_latest(output_dir: str) -> str | None:
-    """The checkpoint to auto-resume from: model_final.pth if the run finished, else the
-    checkpoint with the highest iteration. Temporary files are never candidates."""
-    final = os.path.join(output_dir, FINAL_NAME)
-    if os.path.isfile(final):
-        return final
-    best, best_it = None, -1
-    for path in glob.glob(os.path.join(output_dir, "checkpoint_*.pth")):
-        m = _NAME.match(os.path.basename(path))
-        if m and int(m.group(1)) > best_it:
-            best, best_it = path, int(m.group(1))
-    return best
+    """The pretraining checkpoint to auto-resume from: model_final.pth if the run finished,
+    else the checkpoint with the highest iteration."""
+    return CheckpointFiles(output_dir).find_latest()
 
 
 def resolve_resume(resume: str | None, output_dir: str) -> str | None:
     """`None` -> fresh start; `auto` -> newest in output_dir (fresh if none); else a path."""
-    if not resume:
-        return None
-    if resume == "auto":
-        return find_latest(output_dir)
-    if not os.path.isfile(resume):
-        raise FileNotFoundError(
-            f"--resume {resume!r}: no such checkpoint. Pass a checkpoint_*.pth file, or `auto` "
-            f"to continue from the newest one in OUTPUT_DIR ({output_dir})."
-        )
-    return resume
+    return CheckpointFiles(output_dir).resolve_resume(resume)
 
 
 def load_checkpoint(path: str) -> dict:
     """Load and check a pretraining checkpoint (weights_only: no code runs from the file)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"Cannot read checkpoint {path!r}: {type(e).__name__}: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(
-            f"{path!r} is not an infomin pretraining checkpoint (no format={FORMAT!r} entry). "
-            "Use infomin-convert-pretrained for other checkpoint layouts."
-        )
-    if ckpt.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{path!r} has format_version {ckpt['format_version']}; this infomin reads up to "
-            f"{FORMAT_VERSION}. Upgrade infomin."
-        )
-    return ckpt
+    return fmt.load(path)
 
 
 def prune(output_dir: str, keep_iteration) -> None:
     """Remove checkpoint_*.pth files whose iteration `keep_iteration(it)` rejects."""
-    for path in glob.glob(os.path.join(output_dir, "checkpoint_*.pth")):
-        m = _NAME.match(os.path.basename(path))
-        if m and not keep_iteration(int(m.group(1))):
-            os.remove(path)
+    CheckpointFiles(output_dir).prune(keep_iteration)

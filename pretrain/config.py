@@ -11,6 +11,7 @@ import difflib
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from infomin.configs import resolve_config_file
+from .optim import OPTIMIZERS
 
 
 class CfgNode(_FvCfgNode):
@@ -132,6 +133,7 @@ def get_cfg() -> CfgNode:
     C.VIEWS.EVAL_RESIZE = 0  # 0 = IMAGE_SIZE * 256 / 224
 
     C.SOLVER = CfgNode()
+    C.SOLVER.OPTIMIZER = "SGD"  # SGD (the reference) | AdamW (MOMENTUM unused)
     C.SOLVER.IMS_PER_BATCH = 256  # global batch, split evenly over processes
     C.SOLVER.BASE_LR = 0.03  # at REFERENCE_BATCH; scaled linearly with the global batch
     C.SOLVER.REFERENCE_BATCH = 256
@@ -178,6 +180,7 @@ def get_cfg() -> CfgNode:
     C.LINEAR.SCALE_LR = False
     C.LINEAR.STEPS = (30, 40, 50)
     C.LINEAR.GAMMA = 0.2
+    C.LINEAR.OPTIMIZER = "SGD"  # SGD (the reference) | AdamW (MOMENTUM unused)
     C.LINEAR.MOMENTUM = 0.9
     C.LINEAR.WEIGHT_DECAY = 0.0
     C.LINEAR.IMS_PER_BATCH = 256
@@ -224,7 +227,9 @@ def cfg_from_yaml_string(text: str) -> CfgNode:
 
 _CHOICES = {
     "MODEL.PRECISION": ("auto", "fp32", "bf16", "fp16"),
+    "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
     "SOLVER.SCHEDULE": ("cosine", "step"),
+    "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
     "LINEAR.AUG": ("NULL", "RA"),
     "LINEAR.ENCODER": ("online", "ema"),
 }

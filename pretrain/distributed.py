@@ -17,14 +17,6 @@ from infomin.distributed import rank as get_rank
 from infomin.distributed import world_size as get_world_size
 
 
-def get_local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0)) if is_initialized() else 0
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 

@@ -1,27 +1,32 @@
 """The pretraining loop: one process or many under torchrun, resumable to the iteration.
 
-`run_pretraining(cfg, resume)` builds data, method, optimizer and schedule from a config, trains,
-checkpoints (rank 0, atomic), logs (tqdm bar, TensorBoard, metrics.jsonl) and runs the kNN
-monitor, then returns the path of the final checkpoint.
+`run_pretraining(cfg, resume)` builds data, method, optimizer and schedule from a config and
+runs `PretrainTrainer` (one optimizer step per iteration) with hooks that log (TensorBoard,
+metrics.jsonl, tqdm), run the kNN monitor, honour stop requests and checkpoint (rank 0,
+atomic); it returns the path of the final checkpoint, or of the one written when stopped.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import signal
 import time
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from infomin import checkpoint_format as fmt
+
 from . import build, checkpoint as ckpt_io, distributed as du
 from .config import validate
 from .data import (BadImageTracker, ResumableSampler, RobustImageFolder, WorkerSeeder, build_loader,
                    derive_seed, seed_all)
+from .hooks import (KNNHook, MetricsHook, MetricsWriter, PeriodicCheckpointHook, ProgressBarHook, StopHook,
+                    check_finite)
 from .knn import knn_accuracy
+from .optim import build_optimizer
 from .schedule import build_schedule
+from .trainer import TrainerBase
 
 logger = logging.getLogger(__name__)
 
@@ -39,63 +44,67 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (cluster pre-emption): finish the step, checkpoint, exit cleanly."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:  # a second signal: the user (or scheduler) means it, stop now
-            raise SystemExit(128 + signum)
-        logger.warning("Received signal %d: will checkpoint and stop at the next log point "
-                       "(send it again to stop immediately).", signum)
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
+    """A factory of forward-pass contexts: autocast to `amp_dtype`, or nothing for fp32."""
+    if amp_dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=amp_dtype)
 
 
-class _Metrics:
-    """Rank-0 sinks: TensorBoard and a JSON-lines file (one record per log period / epoch)."""
+class PretrainTrainer(TrainerBase):
+    """One step = one batch: autocast forward, scaled backward, optimizer and lr steps, momentum
+    update. The data iterator is (re)started at each epoch, at the right batch after a resume.
 
-    def __init__(self, cfg, enabled: bool):
-        self.enabled = enabled
-        self.writer = None
-        self.path = os.path.join(cfg.OUTPUT_DIR, "metrics.jsonl")
-        if enabled and cfg.LOG.TENSORBOARD:
-            from torch.utils.tensorboard import SummaryWriter
+    Per step it leaves `outputs` (the method's tensors), `lr` (of this step) and `data_time`
+    for the hooks; `is_log_point(done)` says where hooks may synchronise with the device.
+    """
 
-            self.writer = SummaryWriter(os.path.join(cfg.OUTPUT_DIR, "tb"))
+    def __init__(self, *, model, method, loader, sampler, dataset, seeder, optimizer, scheduler, scaler,
+                 autocast, device, batch: int, iters_per_epoch: int, bad_images, log_period: int, stop_at: int):
+        super().__init__()
+        self.model, self.method, self.loader, self.sampler = model, method, loader, sampler
+        self.dataset, self.seeder, self.optimizer, self.scheduler = dataset, seeder, optimizer, scheduler
+        self.scaler, self.autocast, self.device, self.batch = scaler, autocast, device, batch
+        self.iters_per_epoch, self.bad_images = iters_per_epoch, bad_images
+        self.log_period, self.stop_at = log_period, stop_at
+        self.outputs, self.lr, self.data_time = {}, 0.0, 0.0
+        self._data_iter = None
 
-    def write(self, step: int, record: dict):
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"iteration": step, **record}) + "\n")
-        if self.writer is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    self.writer.add_scalar(k, v, step)
+    @property
+    def epoch(self) -> int:
+        """The 0-based epoch of the step in progress."""
+        return self.iter // self.iters_per_epoch
 
-    def close(self):
-        if self.writer is not None:
-            self.writer.close()
+    def is_log_point(self, done: int) -> bool:
+        return done % self.log_period == 0 or done == self.stop_at
 
+    def _start_epoch(self):
+        epoch, pos = divmod(self.iter, self.iters_per_epoch)
+        self.sampler.set_epoch(epoch, start=pos * self.batch)
+        self.dataset.set_epoch(epoch)
+        self.seeder.epoch = epoch
+        self._data_iter = iter(self.loader)
 
-def _scalars(out: dict) -> dict:
-    return {k: v.detach().float() for k, v in out.items()
-            if torch.is_tensor(v) and v.numel() == 1}
+    def run_step(self):
+        if self._data_iter is None:
+            self._start_epoch()
+        t_data = time.perf_counter()
+        data = next(self._data_iter)
+        self.data_time = time.perf_counter() - t_data
+        self.bad_images.update(data.pop("bad", ()))
+        data = {k: v.to(self.device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        with self.autocast():
+            out = self.model(data)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.method.momentum_update()
+        self.outputs = out
+        if (self.iter + 1) % self.iters_per_epoch == 0:
+            self._data_iter = None  # the epoch is over: let its workers go before the epoch-end hooks
 
 
 def _knn_loaders(cfg, rank, world):
@@ -112,28 +121,28 @@ def _knn_loaders(cfg, rank, world):
     return loaders
 
 
-def build_payload(cfg, method, optimizer, scheduler, scaler, epoch, iteration, rngs) -> dict:
-    state = {k: v.detach().cpu() for k, v in method.state_dict().items()}
-    return {
-        "format": ckpt_io.FORMAT,
-        "format_version": ckpt_io.FORMAT_VERSION,
-        "arch": cfg.MODEL.ARCH,
-        "width": _width(cfg.MODEL.WIDTH),
-        "method": cfg.MODEL.METHOD,
-        "model": state,
-        "model_ema": None,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "epoch": int(epoch),
-        "iteration": int(iteration),
-        "rng": {**rngs[0], "ranks": rngs},
-        "config": cfg.dump(),
-    }
+def _knn_monitor(cfg, encoder, rank, world, device):
+    """kNN top-1 of `encoder` on the val split against the train split (loaders made once)."""
+    loaders = []
+
+    def monitor() -> float:
+        if not loaders:
+            loaders.extend(_knn_loaders(cfg, rank, world))
+        return knn_accuracy(encoder, *loaders, k=cfg.KNN.K, temperature=cfg.KNN.TEMPERATURE, device=device)
+
+    return monitor
+
+
+def _payload(cfg, method, optimizer, scheduler, scaler, epoch, iteration, rngs) -> dict:
+    return fmt.make_payload(
+        arch=cfg.MODEL.ARCH, width=cfg.MODEL.WIDTH, method=cfg.MODEL.METHOD, model=method.state_dict(),
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+        epoch=epoch, iteration=iteration, rngs=rngs, config=cfg.dump())
 
 
 def run_pretraining(cfg, resume: str | None = None) -> str:
-    """Train per `cfg`; returns the path of the final checkpoint (OUTPUT_DIR/model_final.pth).
+    """Train per `cfg`; returns the path of the final checkpoint (OUTPUT_DIR/model_final.pth), or
+    of the checkpoint written when the run stopped early (SOLVER.STOP_ITER, SIGTERM/SIGUSR1).
 
     `resume`: None (fresh), "auto" (newest checkpoint in OUTPUT_DIR, fresh if none) or a path.
     Runs distributed when torch.distributed is initialised (or when launched by torchrun).
@@ -154,11 +163,12 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             f"evenly over {world} processes."
         )
     batch = cfg.SOLVER.IMS_PER_BATCH // world
-    resume_path = ckpt_io.resolve_resume(resume, cfg.OUTPUT_DIR)
+    files = ckpt_io.CheckpointFiles(cfg.OUTPUT_DIR)
+    resume_path = files.resolve_resume(resume)
     if main:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         ckpt_io.atomic_write_text(cfg.dump(), os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
-        if resume_path is None and ckpt_io.find_latest(cfg.OUTPUT_DIR):
+        if resume_path is None and files.find_latest():
             logger.warning("OUTPUT_DIR %s already holds checkpoints; starting afresh (use --resume auto "
                            "to continue).", cfg.OUTPUT_DIR)
 
@@ -180,6 +190,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     elif cfg.SOLVER.ITERS_PER_EPOCH > 0:
         iters_per_epoch = cfg.SOLVER.ITERS_PER_EPOCH
     total_iters = iters_per_epoch * cfg.SOLVER.EPOCHS
+    stop_at = cfg.SOLVER.STOP_ITER if cfg.SOLVER.STOP_ITER > 0 else total_iters
     bad_images = BadImageTracker(len(dataset), cfg.DATA.MAX_BAD_IMAGES, cfg.DATA.MAX_BAD_FRACTION)
 
     # model: identical initialisation on every rank, then per-rank training randomness
@@ -189,11 +200,17 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     du.broadcast_module_state(method)
     params = [p for p in method.parameters() if p.requires_grad]
     schedule = build_schedule(cfg.SOLVER, cfg.SOLVER.IMS_PER_BATCH, iters_per_epoch)
-    optimizer = torch.optim.SGD(params, lr=schedule.base_lr, momentum=cfg.SOLVER.MOMENTUM,
-                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    optimizer = build_optimizer(cfg.SOLVER, params, schedule.base_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.multiplier)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     seed_all(derive_seed(cfg.SEED, rank, 0xC0DE))
+
+    period = cfg.CHECKPOINT.PERIOD * iters_per_epoch
+    checkpointer = ckpt_io.Checkpointer(
+        files,
+        payload=lambda rngs, it: _payload(cfg, method, optimizer, scheduler, scaler, it // iters_per_epoch,
+                                               it, rngs),
+        keep=lambda iteration, final: lambda it: it == iteration or (period > 0 and it % period == 0))
 
     start_iter = 0
     if resume_path:
@@ -201,10 +218,11 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
         if main:
             logger.info("Resumed from %s at iteration %d (epoch %d).", resume_path, start_iter,
                         start_iter // iters_per_epoch)
-        if start_iter >= total_iters:
-            if os.path.basename(resume_path) == ckpt_io.FINAL_NAME:
-                return resume_path
-            return _finish(cfg, method, optimizer, scheduler, scaler, start_iter, iters_per_epoch, main)
+        if start_iter >= total_iters and os.path.basename(resume_path) == files.final:
+            return resume_path
+    max_iter = min(stop_at, total_iters)
+    if start_iter >= max_iter:  # nothing left to train
+        return checkpointer.save(start_iter, final=True)
 
     model = method
     if du.is_initialized():
@@ -214,80 +232,31 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             find_unused_parameters=cfg.DDP.FIND_UNUSED_PARAMETERS)
     model.train()
 
-    metrics = _Metrics(cfg, main)
-    knn_loaders = None
-    bar = None
-    if main and cfg.LOG.PROGRESS_BAR:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_iters, initial=start_iter, dynamic_ncols=True, desc=cfg.MODEL.METHOD)
-
-    iteration = start_iter
-    stop_at = cfg.SOLVER.STOP_ITER if cfg.SOLVER.STOP_ITER > 0 else total_iters
+    trainer = PretrainTrainer(
+        model=model, method=method, loader=loader, sampler=sampler, dataset=dataset, seeder=seeder,
+        optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast_context(device, amp_dtype),
+        device=device, batch=batch, iters_per_epoch=iters_per_epoch, bad_images=bad_images,
+        log_period=cfg.LOG.PERIOD, stop_at=stop_at)
     comm = du.backend_device(device)
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    writer = MetricsWriter(cfg.OUTPUT_DIR, main, cfg.LOG.TENSORBOARD)
+    checkpoints = PeriodicCheckpointHook(
+        checkpointer,
+        is_due=lambda done: done % iters_per_epoch == 0 or (
+            cfg.CHECKPOINT.ITER_PERIOD > 0 and done % cfg.CHECKPOINT.ITER_PERIOD == 0),
+        before_save=lambda done: check_finite(trainer.outputs["loss"], done))
+    trainer.register_hooks([
+        MetricsHook(writer, bad_images, comm, world),
+        ProgressBarHook(total_iters, cfg.MODEL.METHOD) if main and cfg.LOG.PROGRESS_BAR else None,
+        StopHook(stop_at, total_iters, comm),
+        KNNHook(_knn_monitor(cfg, method.encoder, rank, world, device), writer, iters_per_epoch,
+                cfg.SOLVER.EPOCHS, cfg.KNN.PERIOD, main) if cfg.KNN.ENABLED else None,
+        checkpoints,  # last: saves what the hooks before it decided (stop, epoch end)
+    ])
     logger.info("Training %s: %d epochs x %d iterations, global batch %d (%d per process), lr %.4g",
                 cfg.MODEL.METHOD, cfg.SOLVER.EPOCHS, iters_per_epoch, cfg.SOLVER.IMS_PER_BATCH, batch,
                 schedule.base_lr)
-    try:
-        with _StopFlag() as stop_flag:
-            while iteration < min(stop_at, total_iters):
-                epoch, pos = divmod(iteration, iters_per_epoch)
-                sampler.set_epoch(epoch, start=pos * batch)
-                dataset.set_epoch(epoch)
-                seeder.epoch = epoch
-                data_iter = iter(loader)
-                t_data = time.perf_counter()
-                for _ in range(pos, iters_per_epoch):
-                    data = next(data_iter)
-                    data_time = time.perf_counter() - t_data
-                    bad_images.update(data.pop("bad", ()))
-                    data = {k: v.to(device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
-                    lr = optimizer.param_groups[0]["lr"]
-                    out = _train_step(model, method, data, optimizer, scheduler, scaler, autocast)
-                    iteration += 1
-                    if bar is not None:
-                        bar.update(1)
-                    if (cfg.CHECKPOINT.ITER_PERIOD and iteration % cfg.CHECKPOINT.ITER_PERIOD == 0
-                            and iteration % iters_per_epoch and iteration != stop_at):
-                        _check_finite(out["loss"], iteration)
-                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
-                    if iteration % cfg.LOG.PERIOD and iteration != stop_at:
-                        t_data = time.perf_counter()
-                        continue  # no host sync between log points
-
-                    bad_images.check(du.all_reduce_sum(torch.tensor([len(bad_images.paths)], device=comm)).item())
-                    record = _reduce_scalars(out, comm, world, iteration)
-                    record.update(lr=lr, data_time=data_time, epoch=epoch)
-                    metrics.write(iteration, record)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.4g}",
-                                        data=f"{data_time:.3f}s", epoch=epoch)
-                    stop = _agree(stop_flag.requested, comm)  # at log points: signals wait a few steps
-                    if (stop or iteration == stop_at) and iteration < total_iters:
-                        _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
-                        logger.info("Stopped at iteration %d; continue with --resume auto.", iteration)
-                        return os.path.join(cfg.OUTPUT_DIR, ckpt_io.checkpoint_name(iteration))
-                    t_data = time.perf_counter()
-                del data_iter
-
-                # end of epoch: monitor and checkpoint
-                done = epoch + 1
-                if cfg.KNN.ENABLED and (done % cfg.KNN.PERIOD == 0 or done == cfg.SOLVER.EPOCHS):
-                    knn_loaders = knn_loaders or _knn_loaders(cfg, rank, world)
-                    acc = knn_accuracy(method.encoder, *knn_loaders, k=cfg.KNN.K,
-                                       temperature=cfg.KNN.TEMPERATURE, device=device)
-                    metrics.write(iteration, {"knn_top1": acc, "epoch": epoch})
-                    if main:
-                        logger.info("epoch %d: kNN top-1 %.2f%%", done, acc)
-                if iteration % iters_per_epoch == 0 and iteration < total_iters:
-                    _check_finite(out["loss"], iteration)
-                    _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
-    finally:
-        if bar is not None:
-            bar.close()
-        metrics.close()
-    return _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main)
+    trainer.train(start_iter, max_iter)
+    return checkpoints.last_path
 
 
 def _check_bn_groups(settings: dict, batch: int, world: int) -> None:
@@ -315,71 +284,11 @@ def _restore(path, method, optimizer, scheduler, scaler, seed) -> int:
     iteration = int(state["iteration"])
     ranks = state["rng"].get("ranks") or [state["rng"]]
     rank, world = du.get_rank(), du.get_world_size()
-    if len(ranks) == world:
-        ckpt_io.set_rng_state(ranks[rank])
-    else:
+
+    def reseed():
         logger.warning("Checkpoint was written by %d processes, now %d: RNG streams are reseeded, "
                        "so the run continues correctly but not bit-identically.", len(ranks), world)
         seed_all(derive_seed(seed, rank, iteration))
+
+    ckpt_io.restore_rng(ranks, reseed)
     return iteration
-
-
-def _train_step(model, method, data, optimizer, scheduler, scaler, autocast) -> dict:
-    """One optimizer step (autocast forward, scaled backward, lr step, EMA update)."""
-    with autocast():
-        out = model(data)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(out["loss"]).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
-    method.momentum_update()
-    return out
-
-
-def _check_finite(loss: torch.Tensor, iteration: int) -> None:
-    if not torch.isfinite(loss):
-        raise FloatingPointError(
-            f"Loss is {loss.item()} at iteration {iteration}; lower SOLVER.BASE_LR or use MODEL.PRECISION fp32.")
-
-
-def _reduce_scalars(out: dict, comm, world: int, iteration: int) -> dict:
-    """The method's logged scalars averaged over ranks (a NaN loss stops the run here)."""
-    _check_finite(out["loss"], iteration)
-    vals = _scalars(out)
-    names = sorted(vals)
-    stacked = torch.stack([vals[n] for n in names]).to(comm)
-    du.all_reduce_sum(stacked)
-    return {n: float(v) / world for n, v in zip(names, stacked)}
-
-
-def _agree(flag: bool, comm) -> bool:
-    """True on every rank if any rank was asked to stop."""
-    if not du.is_initialized():
-        return flag
-    t = torch.tensor([float(flag)], device=comm)
-    du.all_reduce_sum(t)
-    return bool(t.item() > 0)
-
-
-def _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main, name=None):
-    rngs = du.all_gather_object(ckpt_io.rng_state())
-    if main:
-        path = os.path.join(cfg.OUTPUT_DIR, name or ckpt_io.checkpoint_name(iteration))
-        payload = build_payload(cfg, method, optimizer, scheduler, scaler, iteration // iters_per_epoch,
-                                iteration, rngs)
-        ckpt_io.atomic_torch_save(payload, path)
-        period = cfg.CHECKPOINT.PERIOD * iters_per_epoch
-        ckpt_io.prune(cfg.OUTPUT_DIR, lambda it: it == iteration or (period > 0 and it % period == 0))
-        logger.info("Saved %s", path)
-    du.barrier()
-
-
-def _finish(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main) -> str:
-    _save(cfg, method, optimizer, scheduler, scaler, iteration, iters_per_epoch, main, name=ckpt_io.FINAL_NAME)
-    return os.path.join(cfg.OUTPUT_DIR, ckpt_io.FINAL_NAME)
-
-
-def _width(value) -> int | float:
-    value = 1 if value is None else value
-    return int(value) if float(value).is_integer() else float(value)

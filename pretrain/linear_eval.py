@@ -11,7 +11,6 @@ the counts are summed), resumable per epoch, reporting top-1/top-5 in percent.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -21,11 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from infomin import checkpoint_format as fmt
+from infomin.models import TwoStreamEncoder, build_encoder
+
 from . import build, checkpoint as ckpt_io, distributed as du
 from .config import cfg_from_yaml_string, load_cfg, validate
 from .data import BadImageTracker, ResumableSampler, RobustImageFolder, WorkerSeeder, build_loader, derive_seed, seed_all
-from .engine import resolve_precision
+from .engine import autocast_context, resolve_precision
+from .hooks import PeriodicCheckpointHook
+from .optim import build_optimizer
 from .schedule import Schedule, scaled_lr
+from .trainer import HookBase, TrainerBase
 
 logger = logging.getLogger(__name__)
 LINEAR_FORMAT = "infomin.linear"
@@ -41,13 +46,12 @@ def load_encoder(cfg, checkpoint: str, which: str = "online") -> torch.nn.Module
             f"{checkpoint} holds a {state.get('method')} {state.get('arch')} model but the config says "
             f"{cfg.MODEL.METHOD} {cfg.MODEL.ARCH}; run without --config-file to use the checkpoint's own config."
         )
-    prefix = {"online": "encoder.", "ema": "encoder_ema."}[which]
-    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    weights = fmt.encoder_state(state, which)
     if not weights:
-        raise ValueError(f"{checkpoint} has no {prefix}* weights (LINEAR.ENCODER {which}); "
+        raise ValueError(f"{checkpoint} has no {fmt.ENCODER_PREFIXES[which]}* weights (LINEAR.ENCODER {which}); "
                          "bank and supervised methods have no EMA encoder, use LINEAR.ENCODER online.")
-    method = build.build_method(cfg, dataset_size=1, num_classes=2)
-    encoder = method.encoder
+    # just the encoder, as the checkpoint describes it (a CMC encoder is two half-width streams)
+    encoder = (TwoStreamEncoder if fmt.is_two_stream(weights) else build_encoder)(state["arch"], state["width"])
     encoder.load_state_dict(weights, strict=True)
     encoder.requires_grad_(False)
     return encoder.eval()
@@ -92,6 +96,59 @@ def evaluate(encoder, classifier, loader, device, autocast) -> dict:
     return {"top1": float(100 * counts[0] / counts[2]), "top5": float(100 * counts[1] / counts[2])}
 
 
+class LinearTrainer(TrainerBase):
+    """One step = one batch through the frozen encoder and a cross-entropy step of the classifier;
+    `max_iter` is LINEAR.EPOCHS x iters_per_epoch. `history` holds one result per finished epoch."""
+
+    def __init__(self, *, encoder, model, loader, sampler, optimizer, scheduler, autocast, device,
+                 iters_per_epoch: int, bad_images, history: list):
+        super().__init__()
+        self.encoder, self.model, self.loader, self.sampler = encoder, model, loader, sampler
+        self.optimizer, self.scheduler, self.autocast, self.device = optimizer, scheduler, autocast, device
+        self.iters_per_epoch, self.bad_images, self.history = iters_per_epoch, bad_images, history
+        self.loss = None
+        self._data_iter = None
+
+    def run_step(self):
+        if self._data_iter is None:
+            epoch = self.iter // self.iters_per_epoch
+            self.sampler.set_epoch(epoch)
+            self.loader.dataset.set_epoch(epoch)
+            self._data_iter = iter(self.loader)
+        data = next(self._data_iter)
+        self.bad_images.update(data.pop("bad", ()))
+        feats = _features(self.encoder, data["image"].to(self.device, non_blocking=True), self.autocast)
+        loss = F.cross_entropy(self.model(feats), data["label"].to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.loss = loss
+        if (self.iter + 1) % self.iters_per_epoch == 0:
+            self._data_iter = None
+
+
+class EpochEvalHook(HookBase):
+    """At each epoch end: the bad-image limit, then top-1/top-5 on the val split into `history`."""
+
+    def __init__(self, classifier, val_loader, epochs: int, comm):
+        self.classifier, self.val_loader, self.epochs, self.comm = classifier, val_loader, epochs, comm
+
+    def after_step(self):
+        t = self.trainer
+        done = t.iter + 1
+        if done % t.iters_per_epoch:
+            return
+        bad = t.bad_images
+        bad.check(du.all_reduce_sum(torch.tensor([len(bad.paths)], device=self.comm)).item())
+        result = evaluate(t.encoder, self.classifier, self.val_loader, t.device, t.autocast)
+        result.update(epoch=done // t.iters_per_epoch, loss=t.loss.item())
+        t.history.append(result)
+        t.storage.update(result)
+        logger.info("linear eval epoch %d/%d: top-1 %.2f top-5 %.2f (loss %.4f)", result["epoch"],
+                    self.epochs, result["top1"], result["top5"], result["loss"])
+
+
 def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
     """Train and evaluate a linear classifier on `checkpoint`'s frozen encoder.
 
@@ -104,8 +161,7 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
     du.init_distributed(device, cfg.DDP.TIMEOUT_MIN)
     rank, world = du.get_rank(), du.get_world_size()
     out_dir = cfg.LINEAR.OUTPUT_DIR or os.path.join(cfg.OUTPUT_DIR, "linear_eval")
-    amp_dtype = resolve_precision(cfg.MODEL.PRECISION, device)
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    autocast = autocast_context(device, resolve_precision(cfg.MODEL.PRECISION, device))
     if cfg.LINEAR.IMS_PER_BATCH % world:
         raise ValueError(f"LINEAR.IMS_PER_BATCH={cfg.LINEAR.IMS_PER_BATCH} must divide over {world} processes.")
     batch = cfg.LINEAR.IMS_PER_BATCH // world
@@ -116,11 +172,11 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
     num_classes = cfg.LINEAR.NUM_CLASSES or len(train_ds.classes)
     bad_images = BadImageTracker(len(train_ds), cfg.DATA.MAX_BAD_IMAGES, cfg.DATA.MAX_BAD_FRACTION)
 
-    seed_all(cfg.SEED)
     encoder = load_encoder(cfg, checkpoint, cfg.LINEAR.ENCODER).to(device)
     with torch.no_grad():
         dim = _features(encoder, torch.zeros(1, 3, cfg.VIEWS.IMAGE_SIZE, cfg.VIEWS.IMAGE_SIZE, device=device),
                         autocast).shape[1]
+    seed_all(cfg.SEED)  # the classifier's initialisation depends on the seed alone
     classifier = torch.nn.Linear(dim, num_classes).to(device)
     du.broadcast_module_state(classifier)
     iters_per_epoch = len(train_loader)
@@ -131,13 +187,23 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
         base_lr = scaled_lr(base_lr, cfg.LINEAR.IMS_PER_BATCH, cfg.SOLVER.REFERENCE_BATCH)
     schedule = Schedule(base_lr=base_lr, epochs=cfg.LINEAR.EPOCHS, iters_per_epoch=iters_per_epoch,
                         kind="step", steps=tuple(cfg.LINEAR.STEPS), gamma=cfg.LINEAR.GAMMA)
-    optimizer = torch.optim.SGD(classifier.parameters(), lr=base_lr, momentum=cfg.LINEAR.MOMENTUM,
-                                weight_decay=cfg.LINEAR.WEIGHT_DECAY)
+    optimizer = build_optimizer(cfg.LINEAR, classifier.parameters(), base_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.multiplier)
     seed_all(derive_seed(cfg.SEED, rank, 0x11))
 
-    start_epoch, history = 0, []
-    state_path = _resolve(resume, out_dir)
+    history = []
+    files = ckpt_io.CheckpointFiles(out_dir, final=FINAL_NAME, periodic=STATE_NAME, where="LINEAR.OUTPUT_DIR")
+    checkpointer = ckpt_io.Checkpointer(
+        files,
+        payload=lambda rngs, it: {
+            "format": LINEAR_FORMAT, "format_version": 1, "pretrained": os.path.abspath(checkpoint),
+            "classifier": {k: v.cpu() for k, v in classifier.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": it // iters_per_epoch, "history": history, "rng": rngs, "config": cfg.dump(),
+        },
+        keep=lambda it, final: (lambda _: False) if final else None)  # the final file replaces the rolling one
+    start_epoch = 0
+    state_path = files.resolve_resume(resume)
     if state_path:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("format") != LINEAR_FORMAT:
@@ -145,65 +211,28 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
         classifier.load_state_dict(state["classifier"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        ranks = state["rng"]
-        if len(ranks) == world:
-            ckpt_io.set_rng_state(ranks[rank])
+        start_epoch = int(state["epoch"])
+        history.extend(state["history"])
+        ckpt_io.restore_rng(state["rng"], lambda: None)
         logger.info("Resumed linear eval from %s after epoch %d.", state_path, start_epoch)
 
     model = classifier
     if du.is_initialized():
         model = DistributedDataParallel(classifier, device_ids=[device.index] if device.type == "cuda" else None)
-    for epoch in range(start_epoch, cfg.LINEAR.EPOCHS):
-        sampler.set_epoch(epoch)
-        train_loader.dataset.set_epoch(epoch)
-        for it, data in enumerate(train_loader):
-            if it >= iters_per_epoch:
-                break
-            bad_images.update(data.pop("bad", ()))
-            feats = _features(encoder, data["image"].to(device, non_blocking=True), autocast)
-            loss = F.cross_entropy(model(feats), data["label"].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        comm = du.backend_device(device)
-        bad_images.check(du.all_reduce_sum(torch.tensor([len(bad_images.paths)], device=comm)).item())
-        result = evaluate(encoder, classifier, val_loader, device, autocast)
-        result.update(epoch=epoch + 1, loss=loss.item())
-        history.append(result)
-        logger.info("linear eval epoch %d/%d: top-1 %.2f top-5 %.2f (loss %.4f)", epoch + 1,
-                    cfg.LINEAR.EPOCHS, result["top1"], result["top5"], result["loss"])
-        rngs = du.all_gather_object(ckpt_io.rng_state())
-        if rank == 0:
-            name = FINAL_NAME if epoch + 1 == cfg.LINEAR.EPOCHS else STATE_NAME
-            ckpt_io.atomic_torch_save({
-                "format": LINEAR_FORMAT, "format_version": 1, "pretrained": os.path.abspath(checkpoint),
-                "classifier": {k: v.cpu() for k, v in classifier.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch + 1, "history": history, "rng": rngs, "config": cfg.dump(),
-            }, os.path.join(out_dir, name))
-        du.barrier()
+    trainer = LinearTrainer(encoder=encoder, model=model, loader=train_loader, sampler=sampler,
+                            optimizer=optimizer, scheduler=scheduler, autocast=autocast, device=device,
+                            iters_per_epoch=iters_per_epoch, bad_images=bad_images, history=history)
+    trainer.register_hooks([
+        EpochEvalHook(classifier, val_loader, cfg.LINEAR.EPOCHS, du.backend_device(device)),
+        PeriodicCheckpointHook(checkpointer, is_due=lambda done: done % iters_per_epoch == 0),
+    ])
+    trainer.train(start_epoch * iters_per_epoch, cfg.LINEAR.EPOCHS * iters_per_epoch)
     if not history:
         raise ValueError("LINEAR.EPOCHS is 0: nothing to evaluate.")
     final = dict(history[-1], best_top1=max(h["top1"] for h in history))
     if rank == 0:
         ckpt_io.atomic_write_text(json.dumps(final, indent=2) + "\n", os.path.join(out_dir, "results.json"))
-        stale = os.path.join(out_dir, STATE_NAME)
-        if os.path.exists(stale) and os.path.exists(os.path.join(out_dir, FINAL_NAME)):
-            os.remove(stale)
     return final
-
-
-def _resolve(resume, out_dir):
-    if resume == "auto":
-        for name in (FINAL_NAME, STATE_NAME):
-            if os.path.isfile(os.path.join(out_dir, name)):
-                return os.path.join(out_dir, name)
-        return None
-    if resume and not os.path.isfile(resume):
-        raise FileNotFoundError(f"--resume {resume!r}: no such linear-eval checkpoint (or use `auto`).")
-    return resume
 
 
 def main(argv=None) -> int:

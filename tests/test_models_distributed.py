@@ -51,13 +51,6 @@ def _check_shuffle_bn(rank):
 
 
 def _check_gathers(rank):
-    t = torch.full((2, 1), float(rank + 1), requires_grad=True)
-    g = D.all_gather_grad(t)
-    assert g.flatten().tolist() == [1.0, 1.0, 2.0, 2.0]
-    weights = torch.arange(1.0, 5.0).view(4, 1)
-    (g * weights).sum().backward()
-    # each rank's loss reaches the rank that made the slice: gradients sum over the 2 ranks
-    assert t.grad.flatten().tolist() == (2 * weights[2 * rank : 2 * rank + 2]).flatten().tolist()
     assert D.gather_sizes(SIZES[rank], torch.device("cpu")) == list(SIZES)
 
 

@@ -12,6 +12,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from infomin import checkpoint_format as own
+
 from .errors import ConversionError
 from .resnet import looks_like_resnet
 
@@ -69,7 +71,7 @@ def read_backbone(ckpt, fmt: str | None = None, ema: bool = False) -> Extracted:
 
 def detect_format(ckpt: Mapping) -> str:
     """Name the format from the checkpoint's structure; refuse when no ResNet is found."""
-    if ckpt.get("format") == "infomin.pretrain":
+    if own.is_pretraining_checkpoint(ckpt):
         return "infomin"
     state = ckpt.get("state_dict")
     if _is_state(state):
@@ -85,7 +87,7 @@ def detect_format(ckpt: Mapping) -> str:
         return "torchvision"
     raise ConversionError(
         "no ResNet backbone found in this file. Looked for: an infomin pretraining checkpoint "
-        "(format: infomin.pretrain), PyContrast (model with [module.]encoder.*), MoCo "
+        f"(format: {own.FORMAT}), PyContrast (model with [module.]encoder.*), MoCo "
         "(state_dict with module.encoder_q.*), solo-learn/Lightning (state_dict with "
         "backbone.*) and a torchvision ResNet state dict (conv1.weight, layer1-4.*). Its "
         f"top-level entries are: {_preview(ckpt)}. If it holds a ResNet under other names, "
@@ -93,30 +95,32 @@ def detect_format(ckpt: Mapping) -> str:
 
 
 def _read_infomin(ckpt: Mapping, ema: bool) -> Extracted:
+    if own.is_pretraining_checkpoint(ckpt):
+        try:
+            own.check(ckpt, "this file")  # a newer format version than this infomin reads
+        except ValueError as e:
+            raise ConversionError(str(e)) from None
     model = _entry(ckpt, "model", "infomin")
-    _refuse_cmc(model, ("encoder.l.", "encoder.ab."))
-    rules = [("head_ema.", "momentum projection head"), ("head.", "projection head"),
-             ("jigsaw_head.", "jigsaw head"), ("memory.", "memory bank / queue"),
-             ("classifier.", "supervised classifier")]
+    online, momentum = own.ENCODER_PREFIXES["online"], own.ENCODER_PREFIXES["ema"]
+    _refuse_cmc(model, tuple(online + p for p in own.TWO_STREAM_PREFIXES))
+    rules = list(own.OTHER_PREFIXES.items())
     model_ema = ckpt.get("model_ema")
     if not ema:
-        found = _split("infomin", "model", model, "encoder.", [("encoder_ema.", MOMENTUM)] + rules)
+        found = _split("infomin", "model", model, online, [(momentum, MOMENTUM)] + rules)
         if _is_state(model_ema):
             found.dropped.append(Dropped(MOMENTUM, "model_ema (entry)", len(model_ema)))
-    elif _is_state(model_ema) and any(k.startswith("encoder.") for k in _stripped(model_ema)):
-        found = _split("infomin", "model_ema", model_ema, "encoder.", rules)
+    elif _is_state(model_ema) and any(k.startswith(online) for k in _stripped(model_ema)):
+        found = _split("infomin", "model_ema", model_ema, online, rules)
         found.dropped.append(Dropped(ONLINE + " (and its heads)", "model (entry)", len(model)))
-    elif any(k.startswith("encoder_ema.") for k in _stripped(model)):
-        found = _split("infomin", "model", model, "encoder_ema.", [("encoder.", ONLINE)] + rules)
+    elif any(k.startswith(momentum) for k in _stripped(model)):
+        found = _split("infomin", "model", model, momentum, [(online, ONLINE)] + rules)
     else:
         method = ckpt.get("method", "this method")
         raise ConversionError(
             f"--ema asks for the momentum encoder, but this checkpoint has none ({method} keeps "
-            "no encoder_ema.* and model_ema is empty); run again without --ema")
-    found.ignored = [k for k in ckpt if k not in ("model", "model_ema")]
-    arch, width = ckpt.get("arch"), ckpt.get("width", 1)
-    if isinstance(arch, str):
-        found.declared_arch = arch if width in (1, None) else f"{arch}x{width}"
+            f"no {momentum}* and model_ema is empty); run again without --ema")
+    found.ignored = [k for k in ckpt if k not in own.WEIGHT_ENTRIES]
+    found.declared_arch = own.declared_arch(ckpt)
     return found
 
 

@@ -235,10 +235,18 @@ def _run(evaluator, outputs):
         return evaluator.evaluate()
 
 
-def test_detectron2_evaluation_run_gives_pycocotools_ap(coco_set, registered, tmp_path):
+def test_detectron2_evaluation_run_gives_pycocotools_ap(coco_set, registered, tmp_path, monkeypatch):
     outputs = _fake_outputs(coco_set["dets"], registered)
+    built = []  # which evaluations faster-coco-eval computed
+
+    def spy(coco_gt, coco_dt, iou_type):
+        built.append(iou_type)
+        return FasterCOCOeval(coco_gt, coco_dt, iou_type)
+
+    monkeypatch.setattr(coco_evaluation, "FasterCOCOeval", spy)
     faster = FasterCOCOEvaluator(registered, tasks=("bbox", "segm"), output_dir=str(tmp_path / "faster"))
     results = _run(faster, outputs)
+    assert built == ["bbox", "segm"]
     assert d2_coco_evaluation.COCOeval_opt.__module__ == "detectron2.evaluation.fast_eval_api"  # restored
     official = COCOEvaluator(registered, tasks=("bbox", "segm"), output_dir=str(tmp_path / "official"),
                              use_fast_impl=False)

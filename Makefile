@@ -7,7 +7,7 @@ STAMP := $(VENV)/.infomin-installed
 DEVICE ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test test-fast demo bench clean-venv
+.PHONY: setup test test-fast demo bench bench-coco-eval clean-venv
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_views.py
+
+# COCO AP time, pycocotools vs faster-coco-eval (BENCH_ARGS="--images 1000", "--segm", ...)
+bench-coco-eval: setup
+	$(PY) benchmarks/bench_coco_eval.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

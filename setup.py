@@ -32,6 +32,7 @@ setup(
         "fvcore>=0.1.5,<0.1.6",
         "iopath>=0.1.7,<0.1.10",
         "pycocotools>=2.0.2",
+        "faster-coco-eval>=1.8.0",
         "yacs>=0.1.8",
         "pyyaml",
         "tqdm",

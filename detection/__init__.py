@@ -5,6 +5,7 @@ the C4 configs in ``configs/detection/`` build, and the ``infomin://NAME`` model
 Detectron2's PathManager, so ``MODEL.WEIGHTS infomin://InfoMin_800`` works in any config.
 """
 from . import zoo_handler  # noqa: F401  (registers infomin://)
+from .coco_evaluation import FasterCOCOEvaluator, coco_eval_backend
 from .compiled_ops import CompiledOpsRequired, check_compiled_ops, has_compiled_ops
 from .datasets import builtin_root, register_coco_folder, register_voc_folder, voc_class_names
 from .roi_heads import Res5ROIHeadsExtraNorm
@@ -13,5 +14,5 @@ from .trainer import Trainer, build_evaluator
 __all__ = [
     "Res5ROIHeadsExtraNorm", "Trainer", "build_evaluator", "register_coco_folder",
     "register_voc_folder", "voc_class_names", "builtin_root", "CompiledOpsRequired",
-    "check_compiled_ops", "has_compiled_ops",
+    "check_compiled_ops", "has_compiled_ops", "FasterCOCOEvaluator", "coco_eval_backend",
 ]

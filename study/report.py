@@ -156,7 +156,7 @@ def write_report(output: Path, results: dict, paper: dict, *, quick: bool) -> di
         "",
         f"Built-in data, ResNet-18 encoders, {scale}. Configs: configs/study/. "
         "VOC AP is Detectron2's PascalVOCDetectionEvaluator (VOC2007 11-point metric, mean over "
-        "IoU 0.50:0.95); COCO AP is pycocotools' COCOeval through Detectron2's COCOEvaluator. "
+        "IoU 0.50:0.95); COCO AP is Detectron2's COCOEvaluator (COCOeval statistics, computed by faster-coco-eval when Detectron2 has no compiled ops). "
         "kNN top-1 is the pretraining engine's monitor on the built-in ImageFolder val split.",
         "",
         "## This run",

@@ -297,7 +297,7 @@ def _detect(ctx: Context, task: str, init: str) -> dict:
         trainer.resume_or_load(resume=True)  # continues an interrupted run, else loads WEIGHTS
         trainer.train()
         with open(out / "log.txt", "a") as log, contextlib.redirect_stdout(log):
-            results = Trainer.test(cfg, trainer.model)  # pycocotools prints its summary
+            results = Trainer.test(cfg, trainer.model)  # the COCO backend prints its summary
     flat = {}
     for kind, values in results.items():  # "bbox", "segm"
         flat[kind] = {k: float(values[k]) for k in ("AP", "AP50", "AP75") if k in values}

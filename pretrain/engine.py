@@ -168,6 +168,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     seeder = WorkerSeeder(cfg.SEED, rank)
     loader = build_loader(dataset, batch, sampler, cfg.DATA.NUM_WORKERS, seeder, drop_last=True,
                           pin_memory=cfg.DATA.PIN_MEMORY and device.type == "cuda")
+    device_views = build.build_device_views(cfg, dataset, device)  # DATA.LOADER gpu (else None)
     iters_per_epoch = len(sampler) // batch
     if iters_per_epoch == 0:
         raise ValueError(
@@ -240,6 +241,8 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                 t_data = time.perf_counter()
                 for _ in range(pos, iters_per_epoch):
                     data = next(data_iter)
+                    if device_views is not None:  # DATA.LOADER gpu: decode + views on the device
+                        data = device_views(data)  # (before the bad-image count: it adds undecodable files)
                     data_time = time.perf_counter() - t_data
                     bad_images.update(data.pop("bad", ()))
                     data = {k: v.to(device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}

@@ -71,23 +71,45 @@ def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:
 
 def build_train_transform(cfg):
     """The pretraining views: two views (+ jigsaw) of VIEWS.*, one view for methods whose positive
-    is a memory-bank entry, or a plain crop when the method has no view policy (Supervised)."""
+    is a memory-bank entry, or a plain crop when the method has no view policy (Supervised).
+    With DATA.LOADER gpu: the worker half of the device views (draws the same parameters, ships
+    the JPEG bytes; see build_device_views)."""
     policy = view_setting(cfg, "policy")
     crop_min = view_setting(cfg, "crop_min")
+    gpu = cfg.DATA.LOADER == "gpu"
     if policy is None:
-        return _AsViews(build_crop_transform(cfg, crop_min if crop_min is not None else 0.08))
+        crop = build_crop_transform(cfg, crop_min if crop_min is not None else 0.08)
+        return _encoded(crop.transform) if gpu else _AsViews(crop)
     from infomin.views import build_multiview_transform
 
     overrides = view_knobs(cfg)
     overrides.update(_color_kwargs(cfg))
     two_views = method_views(cfg.MODEL.METHOD).get("two_views", True)
-    return build_multiview_transform(
+    views = build_multiview_transform(
         policy=policy,
         image_size=cfg.VIEWS.IMAGE_SIZE,
         jigsaw=_jigsaw_spec(cfg) if uses_jigsaw(cfg) else False,
         views=2 if two_views else 1,
         **overrides,
     )
+    return _encoded(views) if gpu else views
+
+
+def _encoded(transform):
+    from infomin.views.device import EncodedViews
+
+    return EncodedViews(transform)
+
+
+def build_device_views(cfg, dataset, device):
+    """DATA.LOADER gpu: the device half of the views (batched decode + stages on ``device``),
+    replacing undecodable images from ``dataset`` as the CPU loader does; None for DATA.LOADER cpu."""
+    if cfg.DATA.LOADER != "gpu":
+        return None
+    from infomin.views.device import DeviceViews
+
+    return DeviceViews(dataset.view_transform.transform, device, substitute=dataset.load,
+                       describe=dataset.path_of)
 
 
 def view_knobs(cfg) -> dict:

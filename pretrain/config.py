@@ -113,6 +113,10 @@ def get_cfg() -> CfgNode:
     C.DATA.VAL_SPLIT = "val"
     C.DATA.NUM_WORKERS = 8  # per process
     C.DATA.PIN_MEMORY = True
+    # cpu: workers decode and augment (infomin.views); gpu: workers only read the JPEG bytes and draw
+    # the same parameters, the training device decodes (nvJPEG) and augments whole batches
+    # (infomin.views.device; on MODEL.DEVICE cpu the same batched code runs on CPU tensors)
+    C.DATA.LOADER = "cpu"
     # unreadable/truncated images are skipped and reported; the run stops past either limit
     C.DATA.MAX_BAD_IMAGES = 100
     C.DATA.MAX_BAD_FRACTION = 0.001
@@ -232,6 +236,7 @@ _CHOICES = {
     "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
     "LINEAR.AUG": ("NULL", "RA"),
     "LINEAR.ENCODER": ("online", "ema"),
+    "DATA.LOADER": ("cpu", "gpu"),
 }
 
 

@@ -110,11 +110,22 @@ class RobustImageFolder(ImageFolder):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> dict:
+    @property
+    def collate_fn(self):
+        """The view transform's batch collation (DATA.LOADER gpu ships bytes), else None (default)."""
+        return getattr(self.view_transform, "collate_fn", None)
+
+    def path_of(self, index: int, attempt: int = 0) -> str:
+        """The file read for sample ``index`` after ``attempt`` substitutions."""
+        return self.samples[(index + attempt) % len(self.samples)][0]
+
+    def load(self, index: int, first_attempt: int = 0) -> tuple[dict, list[str]]:
+        """Sample ``index`` from its ``first_attempt``-th file on (each unreadable one replaced by
+        the next, always with the sample's own seed); returns the sample and the skipped files.
+        DATA.LOADER gpu also calls it for a file that only the device found undecodable."""
         bad = []
-        for attempt in range(self.max_substitutes):
-            i = (index + attempt) % len(self.samples)
-            path, label = self.samples[i]
+        for attempt in range(first_attempt, self.max_substitutes):
+            path, label = self.samples[(index + attempt) % len(self.samples)]
             try:
                 # opened lazily: the views decode (at a reduced JPEG scale where they can) themselves;
                 # a truncated file raises OSError during that decode, which is caught here
@@ -131,6 +142,12 @@ class RobustImageFolder(ImageFolder):
         sample = dict(out) if isinstance(out, dict) else {"image": out}
         sample["label"] = label
         sample["index"] = index
+        if "encoded" in sample:  # DATA.LOADER gpu: which file was read, for a device-side substitute
+            sample["attempt"] = attempt
+        return sample, bad
+
+    def __getitem__(self, index: int) -> dict:
+        sample, bad = self.load(index)
         sample["bad"] = "\n".join(bad)
         return sample
 
@@ -224,6 +241,7 @@ def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_worker
     mid-run does not perturb the training randomness restored from a checkpoint."""
     return DataLoader(
         dataset,
+        collate_fn=getattr(dataset, "collate_fn", None),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,

@@ -60,13 +60,15 @@ class PretrainTrainer(TrainerBase):
     """
 
     def __init__(self, *, model, method, loader, sampler, dataset, seeder, optimizer, scheduler, scaler,
-                 autocast, device, batch: int, iters_per_epoch: int, bad_images, log_period: int, stop_at: int):
+                 autocast, device, batch: int, iters_per_epoch: int, bad_images, log_period: int, stop_at: int,
+                 device_views=None):
         super().__init__()
         self.model, self.method, self.loader, self.sampler = model, method, loader, sampler
         self.dataset, self.seeder, self.optimizer, self.scheduler = dataset, seeder, optimizer, scheduler
         self.scaler, self.autocast, self.device, self.batch = scaler, autocast, device, batch
         self.iters_per_epoch, self.bad_images = iters_per_epoch, bad_images
         self.log_period, self.stop_at = log_period, stop_at
+        self.device_views = device_views  # DATA.LOADER gpu: decode + views on the device
         self.outputs, self.lr, self.data_time = {}, 0.0, 0.0
         self._data_iter = None
 
@@ -90,6 +92,8 @@ class PretrainTrainer(TrainerBase):
             self._start_epoch()
         t_data = time.perf_counter()
         data = next(self._data_iter)
+        if self.device_views is not None:  # before the bad-image count: it adds undecodable files
+            data = self.device_views(data)
         self.data_time = time.perf_counter() - t_data
         self.bad_images.update(data.pop("bad", ()))
         data = {k: v.to(self.device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
@@ -178,6 +182,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     seeder = WorkerSeeder(cfg.SEED, rank)
     loader = build_loader(dataset, batch, sampler, cfg.DATA.NUM_WORKERS, seeder, drop_last=True,
                           pin_memory=cfg.DATA.PIN_MEMORY and device.type == "cuda")
+    device_views = build.build_device_views(cfg, dataset, device)  # DATA.LOADER gpu (else None)
     iters_per_epoch = len(sampler) // batch
     if iters_per_epoch == 0:
         raise ValueError(
@@ -236,7 +241,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
         model=model, method=method, loader=loader, sampler=sampler, dataset=dataset, seeder=seeder,
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast_context(device, amp_dtype),
         device=device, batch=batch, iters_per_epoch=iters_per_epoch, bad_images=bad_images,
-        log_period=cfg.LOG.PERIOD, stop_at=stop_at)
+        log_period=cfg.LOG.PERIOD, stop_at=stop_at, device_views=device_views)
     comm = du.backend_device(device)
     writer = MetricsWriter(cfg.OUTPUT_DIR, main, cfg.LOG.TENSORBOARD)
     checkpoints = PeriodicCheckpointHook(

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Knob", "Stage", "StageRegistry", "STAGES", "ViewContext", "fired", "check_probability"]
+__all__ = ["Knob", "Stage", "StageRegistry", "STAGES", "ViewContext", "fired", "check_probability",
+           "on_fired"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,19 @@ class ViewContext:
 def fired(p: float) -> bool:
     """torchvision's RandomApply test (draws nothing when the op always applies)."""
     return True if p >= 1.0 else not (p < torch.rand(1))
+
+
+def on_fired(x: torch.Tensor, params: list, fn) -> torch.Tensor:
+    """Apply ``fn(x[fired], [their params])`` to the views whose params are not None."""
+    idx = [i for i, p in enumerate(params) if p is not None]
+    if not idx:
+        return x
+    if len(idx) == len(params):
+        return fn(x, params)
+    sel = torch.as_tensor(idx, device=x.device)
+    out = x.clone()
+    out[sel] = fn(x[sel], [params[i] for i in idx])
+    return out
 
 
 def check_probability(policy, field: str) -> None:
@@ -103,6 +117,18 @@ class Stage:
     def render_cv2(self, arr: np.ndarray, params) -> np.ndarray:
         """Default: the PIL op on the array (for ops with no OpenCV twin, e.g. RandAugment)."""
         return np.asarray(self.render_pil(Image.fromarray(arr), params))
+
+    def draw_at_render(self, params):
+        """The draws ``render_pil`` makes itself (RandAugment's, from Python's and NumPy's RNGs),
+        made ahead so a batched renderer gets them as parameters; default: none, ``params`` as is."""
+        return params
+
+    def render_batch(self, x: torch.Tensor, params: list) -> torch.Tensor:
+        """The op on a batch of views (``DATA.LOADER gpu``): x is float32 [N, 3, H, W] holding grey
+        levels 0..255 on any device, ``params`` one entry per view (None: not fired; after
+        ``draw_at_render``). See :mod:`infomin.views.batchops`."""
+        raise NotImplementedError(f"view stage {self.name!r} has no batched renderer (render_batch); "
+                                  "use DATA.LOADER cpu for policies with this stage")
 
     @classmethod
     def reference(cls, policy, context: ViewContext) -> list:

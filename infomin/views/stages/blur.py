@@ -8,7 +8,7 @@ import torchvision.transforms as T
 from PIL import Image
 
 from ..blur import GaussianBlur, PILGaussianBlur, blur_uint8, sample_sigma
-from .base import STAGES, Knob, Stage, check_probability, fired
+from .base import STAGES, Knob, Stage, check_probability, fired, on_fired
 
 __all__ = ["Blur", "BLUR_KINDS"]
 
@@ -62,6 +62,12 @@ class Blur(Stage):
 
             return cvops.blur(arr, sigma)
         return np.asarray(self._pil_blur(Image.fromarray(arr), sigma))
+
+    def render_batch(self, x: torch.Tensor, sigmas) -> torch.Tensor:
+        from .. import batchops
+
+        op = batchops.conv_blur if self.policy.blur == "conv" else batchops.pil_blur
+        return on_fired(x, sigmas, op)
 
     @classmethod
     def reference(cls, policy, context) -> list:

@@ -2,6 +2,7 @@
 both backends, so the crop can run on a JPEG decoded at a reduced DCT scale)."""
 from __future__ import annotations
 
+import torch
 import torchvision.transforms as T
 from PIL import Image
 
@@ -46,6 +47,12 @@ class RandomResizedCrop(Stage):
 
     def render_pil(self, img: Image.Image, box, scale: int = 1) -> Image.Image:
         return resized_crop(img, box, self.policy.image_size, scale)
+
+    def render_batch(self, images, boxes) -> torch.Tensor:
+        """``images``: the decoded [3, H, W] images (sizes differ), one box each."""
+        from ..batchops import resized_crops
+
+        return resized_crops(images, boxes, self.policy.image_size)
 
     @classmethod
     def reference(cls, policy, context) -> list:

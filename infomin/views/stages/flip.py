@@ -34,6 +34,11 @@ class HorizontalFlip(Stage):
     def render_pil(self, img: Image.Image, flipped: bool) -> Image.Image:
         return flip(img, flipped)
 
+    def render_batch(self, x: torch.Tensor, flips) -> torch.Tensor:
+        from ..batchops import flip as flip_batch
+
+        return flip_batch(x, flips)
+
     @classmethod
     def reference(cls, policy, context) -> list:
         return [T.RandomHorizontalFlip(policy.flip_prob)]

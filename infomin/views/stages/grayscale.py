@@ -7,7 +7,7 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from .base import STAGES, Stage, check_probability
+from .base import STAGES, Stage, check_probability, on_fired
 
 __all__ = ["RandomGrayscale"]
 
@@ -32,6 +32,11 @@ class RandomGrayscale(Stage):
         from .. import cvops
 
         return cvops.grayscale(arr)
+
+    def render_batch(self, x: torch.Tensor, params) -> torch.Tensor:
+        from .. import batchops
+
+        return on_fired(x, params, lambda v, _: batchops.grayscale(v))
 
     @classmethod
     def reference(cls, policy, context) -> list:

@@ -57,6 +57,16 @@ class JigsawView:
         tiles = np.stack([arr[top:top + t, left:left + t] for top, left in tile_origins(params.offsets, self.spec)])
         return cvops.to_normalized_rgb(tiles)
 
+    def render_batch(self, images, params: list) -> torch.Tensor:
+        """Decoded [3, H, W] images (any device) -> [N, tiles, C, tile, tile], normalised."""
+        from .. import batchops
+
+        crops = batchops.flip(batchops.resized_crops(images, [p.box for p in params], self.spec.crop_size),
+                              [p.flip for p in params])
+        origins = torch.tensor([tile_origins(p.offsets, self.spec) for p in params], dtype=torch.long)
+        tiles = batchops.cut_tiles(batchops.to_uint8(crops), origins, self.spec.tile)
+        return to_normalized_tensor(tiles, self.context.color_space)
+
     def reference(self) -> "ReferenceJigsaw":
         return ReferenceJigsaw(self.spec, self.context.color_space)
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from .base import STAGES, Knob, Stage, check_probability, fired
+from .base import STAGES, Knob, Stage, check_probability, fired, on_fired
 
 __all__ = ["ColorJitter", "jitter_pil"]
 
@@ -68,6 +69,17 @@ class ColorJitter(Stage):
         from .. import cvops
 
         return cvops.color_jitter(arr, params)
+
+    def render_batch(self, x: torch.Tensor, params) -> torch.Tensor:
+        """Each view's four ops in its own order: at step k, every view whose k-th op is fn gets fn."""
+        from .. import batchops
+
+        ops = (batchops.brightness, batchops.contrast, batchops.saturation, batchops.hue)
+        for k in range(4):
+            for fn, op in enumerate(ops):
+                step = [None if p is None or int(p[0][k]) != fn or p[1 + fn] is None else p[1 + fn] for p in params]
+                x = on_fired(x, step, op)
+        return x
 
     @classmethod
     def reference(cls, policy, context) -> list:

@@ -60,6 +60,12 @@ class Normalize(Stage):
             arr = np.array(arr)
         return to_normalized_tensor(torch.from_numpy(arr).permute(2, 0, 1), self.context.color_space)
 
+    def render_batch(self, x: torch.Tensor, params=None) -> torch.Tensor:
+        """Levels -> uint8 -> the same conversion and normalisation as ``render_pil``."""
+        from ..batchops import to_uint8
+
+        return to_normalized_tensor(to_uint8(x), self.context.color_space)
+
     @classmethod
     def reference(cls, policy, context) -> list:
         mean, std = NORMALIZATION[canonical(context.color_space)]

@@ -244,3 +244,31 @@ def test_converter_resnext_settings_fit_the_infomin_x101_config():
     settings = infer_arch(state).detectron2_settings()
     cfg = flatten(our_cfg(f"{COCO}/mask_rcnn_X101_32x8d_FPN_1x_coco_infomin.yaml"))
     assert {k: cfg[k] for k in settings} == settings
+
+
+def test_cascade_trains_and_predicts_without_compiled_ops():
+    """CascadeROIHeads needs nothing from detectron2._C: one training step and one inference."""
+    from detectron2.structures import BitMasks, Boxes, Instances
+    from detectron2.utils.events import EventStorage
+    from infomin.detection import check_compiled_ops
+
+    cfg = our_cfg(f"{COCO}/cascade_mask_rcnn_R101_FPN_1x_coco_infomin.yaml")
+    cfg.merge_from_list(TINY_MODEL + ["MODEL.WEIGHTS", "", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64",
+                                      "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"])
+    check_compiled_ops(cfg, available=False)  # not refused by train_net's up-front check
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    gt = Instances((64, 96), gt_boxes=Boxes(torch.tensor([[10.0, 10.0, 40.0, 40.0]])),
+                   gt_classes=torch.tensor([1]))
+    mask = torch.zeros(1, 64, 96, dtype=torch.bool)
+    mask[:, 10:40, 10:40] = True
+    gt.gt_masks = BitMasks(mask)
+    batch = [{"image": torch.rand(3, 64, 96) * 255, "instances": gt} for _ in range(2)]
+    with EventStorage(0):
+        losses = model(batch)
+    assert {f"loss_cls_stage{i}" for i in range(3)} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        out = model([{"image": torch.rand(3, 64, 96) * 255}])
+    assert out[0]["instances"].has("pred_masks")

@@ -10,6 +10,7 @@ The config is checked in the launching process before any worker starts: missing
 features needing ``detectron2._C``, AMP without CUDA and unknown datasets fail there, with a
 message and exit status 2.
 """
+import copy
 import logging
 import os
 import sys
@@ -189,6 +190,14 @@ def check_cfg(cfg, args):
                 f"{weights} {os.path.splitext(weights)[0]}.pkl")
 
 
+def _with_config_path(args):
+    """`args` with --config-file as a file path: Detectron2's default_setup opens it to log and
+    copy it, and a packaged name (detection/coco/...) is not a path."""
+    resolved = copy.copy(args)
+    resolved.config_file = resolve_config_file(args.config_file)
+    return resolved
+
+
 def run(args):
     """One worker: register datasets, set up logging/output, then evaluate or train.
 
@@ -197,7 +206,7 @@ def run(args):
     """
     register_cli_datasets(args)
     cfg = setup_cfg(args)
-    default_setup(cfg, args)
+    default_setup(cfg, _with_config_path(args))
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

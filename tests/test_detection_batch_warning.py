@@ -1,11 +1,12 @@
 """`train_net` warns once when a published protocol trains with a global batch other than 16.
 
-`launch` is replaced by a recorder: everything up to it (config checks, the warning) runs for real
-in the launching process, and no training starts.
+`main` runs for real (config checks, the warning, Detectron2's `launch`, the worker's
+`default_setup`); only the `Trainer` is a recorder, so no training starts.
 """
 import os
 
 import pytest
+import torch
 
 import infomin.detection.train_net as train_net
 from infomin.detection.protocol import protocol_config
@@ -15,6 +16,7 @@ COCO_CFG = "configs/detection/coco/mask_rcnn_R50_FPN_1x_coco_supervised.yaml"
 STUDY_CFG = "configs/study/coco_mask_rcnn_R18_FPN.yaml"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = []  # --coco-dataset flags for the tiny data, set by the `launched` fixture
+OUT = []  # OUTPUT_DIR override, set by the `launched` fixture
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +25,32 @@ def datasets(tmp_path_factory):
                                coco_categories=True)
 
 
+class _RecordingTrainer:
+    built = []
+
+    def __init__(self, cfg):
+        self.built.append(cfg)
+
+    def resume_or_load(self, resume):
+        pass
+
+    def train(self):
+        pass
+
+    @staticmethod
+    def build_model(cfg):  # --eval-only: a stand-in model, no weights to load
+        return torch.nn.Linear(1, 1)
+
+    @staticmethod
+    def test(cfg, model):
+        return {}
+
+
 @pytest.fixture
-def launched(monkeypatch, datasets):
-    calls = []
-    monkeypatch.setattr(train_net, "launch", lambda *a, **k: calls.append((a, k)))
+def launched(monkeypatch, datasets, tmp_path):
+    calls = _RecordingTrainer.built = []
+    monkeypatch.setattr(train_net, "Trainer", _RecordingTrainer)
+    OUT[:] = ["OUTPUT_DIR", str(tmp_path / "out")]
     # the tiny data under a registered name (builtin names read $DETECTRON2_DATASETS at import)
     DATA[:] = ["--coco-dataset", "tiny_train", datasets["coco_train_json"], datasets["coco_train_images"]]
     return calls
@@ -36,7 +60,7 @@ def _main(capsys, *argv):
     flags = [a for a in argv if a.startswith("--")]
     first_opt = max(argv.index(f) + (0 if f in ("--eval-only", "--help") else 1) for f in flags) + 1
     argv = [*argv[:first_opt], *DATA, *argv[first_opt:],
-            "DATASETS.TRAIN", '("tiny_train",)', "DATASETS.TEST", '("tiny_train",)']
+            "DATASETS.TRAIN", '("tiny_train",)', "DATASETS.TEST", '("tiny_train",)', *OUT]
     code = train_net.main(argv)
     err = capsys.readouterr().err
     return code, [line for line in err.splitlines() if "warning:" in line]

@@ -10,9 +10,11 @@ The config is checked in the launching process before any worker starts: missing
 features needing ``detectron2._C``, AMP without CUDA and unknown datasets fail there, with a
 message and exit status 2.
 """
+import copy
 import logging
 import os
 import sys
+import textwrap
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -25,10 +27,11 @@ from infomin import checkpoint_format
 
 from .compiled_ops import check_compiled_ops
 from .datasets import register_coco_folder, register_voc_folder
+from .protocol import BATCH_ADVICE, batch_warning
 from .trainer import Trainer, check_amp, evaluator_type
 
 __all__ = ["build_parser", "setup_cfg", "check_cfg", "check_devices", "check_dataset",
-           "register_cli_datasets", "run", "main", "WEIGHTS_PLACEHOLDER"]
+           "register_cli_datasets", "warn_protocol_batch", "run", "main", "WEIGHTS_PLACEHOLDER"]
 
 # Configs for converted self-supervised backbones start MODEL.WEIGHTS with this word: there is no
 # sensible default file, and silently training from random weights would waste a GPU-week.
@@ -45,7 +48,12 @@ Examples:
   evaluate:   %(prog)s --eval-only --config-file CFG MODEL.WEIGHTS output/model_final.pth
   own data:   %(prog)s --coco-dataset mine_train ann/train.json img/ --config-file CFG \\
                   DATASETS.TRAIN '("mine_train",)' ...
-"""
+
+Fewer GPUs:
+""" + textwrap.fill(BATCH_ADVICE + " A protocol config (detection/coco, detection/voc, or one "
+                    "inheriting from them) run with another global batch is warned about once "
+                    "at startup.", width=95, initial_indent="  ", subsequent_indent="  "
+                    ).replace("%", "%%") + "\n"
 
 
 def build_parser():
@@ -134,6 +142,18 @@ def _is_pretraining_checkpoint(path):
     return any(str(key).startswith(prefixes) for key in model)
 
 
+def warn_protocol_batch(cfg, args, prog="infomin-train-net", file=None):
+    """Warn once (in the launching process) when a published protocol config trains with a global
+    batch other than the protocol's 16; returns the warning or None."""
+    if args.eval_only:
+        return None
+    message = batch_warning(cfg, resolve_config_file(args.config_file),
+                            args.num_gpus * args.num_machines, name=args.config_file)
+    if message:
+        print(f"{prog}: warning: {message}", file=file or sys.stderr)
+    return message
+
+
 def _will_resume(cfg, resume):
     return resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))
 
@@ -171,6 +191,14 @@ def check_cfg(cfg, args):
                 f"{weights} {os.path.splitext(weights)[0]}.pkl")
 
 
+def _with_config_path(args):
+    """`args` with --config-file as a file path: Detectron2's default_setup opens it to log and
+    copy it, and a packaged name (detection/coco/...) is not a path."""
+    resolved = copy.copy(args)
+    resolved.config_file = resolve_config_file(args.config_file)
+    return resolved
+
+
 def run(args):
     """One worker: register datasets, set up logging/output, then evaluate or train.
 
@@ -179,7 +207,7 @@ def run(args):
     """
     register_cli_datasets(args)
     cfg = setup_cfg(args)
-    default_setup(cfg, args)
+    default_setup(cfg, _with_config_path(args))
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
@@ -201,10 +229,12 @@ def main(argv=None):
         return 2
     try:
         register_cli_datasets(args)
-        check_cfg(setup_cfg(args), args)
+        cfg = setup_cfg(args)
+        check_cfg(cfg, args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    warn_protocol_batch(cfg, args, parser.prog)
     logging.getLogger(__name__).info("command line: %s", args)
     launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

@@ -1,9 +1,11 @@
 """`infomin://NAME` paths for Detectron2: zoo checkpoints as `MODEL.WEIGHTS`.
 
 Registering an iopath `PathHandler` on Detectron2's `PathManager` is how Detectron2 itself serves
-`detectron2://` and `catalog://`; resolving `infomin://InfoMin_800` downloads the published file,
-verifies it, converts it once and returns the cached `.pkl`, which `DetectionCheckpointer` then
-loads like any Detectron2 model-zoo file. Importing `infomin.detection` registers the handler.
+`detectron2://` and `catalog://`; resolving `infomin://InfoMin_800` (an encoder) downloads the
+published file, verifies it, converts it once and returns the cached `.pkl`, which
+`DetectionCheckpointer` then loads like any Detectron2 model-zoo file. A detector entry (a
+published fine-tuned Detectron2 checkpoint) is verified and returned as it is, unconverted.
+Importing `infomin.detection` registers the handler.
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from typing import Any
 from detectron2.utils.file_io import PathManager
 from iopath.common.file_io import PathHandler
 
-from infomin.zoo import ensure_converted
+from infomin.zoo import detectron2_weights
 
 PREFIX = "infomin://"
 
 
 class InfominZooHandler(PathHandler):
-    """Resolves `infomin://NAME` to the verified, converted Detectron2 weights of zoo model NAME."""
+    """Resolves `infomin://NAME` to the verified Detectron2 weights of zoo model NAME (converted
+    for an encoder, as published for a detector)."""
 
     PREFIX = PREFIX
 
@@ -30,7 +33,7 @@ class InfominZooHandler(PathHandler):
         if not name:
             raise ValueError(f"{path!r} names no model; write infomin://NAME "
                              "(`infomin-model-zoo list` shows the names)")
-        return str(ensure_converted(name, force=force))
+        return str(detectron2_weights(name, force=force))
 
     def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any):
         if any(c in mode for c in "wax+"):

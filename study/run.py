@@ -45,14 +45,23 @@ QUICK = {
                   "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"],
 }
 
-# The paper's full-scale numbers beside which the demo's are shown (docs: paper.md §3.2-3.3).
+# Published full-scale numbers beside which the demo's are shown; each names its public source.
+# None: a figure we could not check against a public source, shown as not quoted with the reason.
 PAPER = {
-    "title": ("Full-scale protocol (paper): ResNet-50 on ImageNet; VOC = Faster R-CNN R50-C4, "
-              "VOC07+12 -> VOC07 test, 24k iterations; COCO = Mask R-CNN R50-FPN 1x, "
-              "train2017 -> val2017"),
-    "voc": {"random": (33.8, 60.2, 33.1), "supervised": (53.5, 81.3, 58.8),
-            "infomin": (57.6, 82.7, 64.6)},
+    "title": ("Published full-scale numbers, ResNet-50 pretrained on ImageNet. VOC: Faster R-CNN "
+              "R50-C4, VOC07+12 -> VOC07 test, 24k iterations, mean of 5 trials; COCO: Mask R-CNN "
+              "R50-FPN 1x, train2017 -> val2017, 200-epoch pretraining"),
+    "voc": {"random": None, "supervised": (53.5, 81.3, 58.8), "infomin": None},
     "coco": {"random": (32.8, 29.9), "supervised": (39.7, 35.9), "infomin": (40.6, 36.7)},
+    "sources": {
+        "voc": "facebookresearch/moco detection/README.md (supervised IN-1M row)",
+        "coco": ("HobbitLong/PyContrast pycontrast/detection/README.md, 'Results with ResNet-50 "
+                 "(200 epochs pre-training)', Mask-RCNN FPN 1x rows"),
+    },
+    "not_quoted": {
+        ("voc", "infomin"): "the InfoMin paper (arXiv:2005.10243) reports it; not checked against the paper",
+        ("voc", "random"): "the MoCo paper (arXiv:1911.05722) reports it; not checked against the paper",
+    },
 }
 
 logger = logging.getLogger("infomin.study")

@@ -33,7 +33,7 @@ def test_packaged_config_keeps_its_base_chain():
     cfg = get_cfg()
     cfg.merge_from_file(get_config_file(C4_VOC))
     # set only by ../Base-RCNN-C4-BN.yaml, two links up the chain
-    assert cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeadsExtraNorm" and cfg.MODEL.RESNETS.NORM == "SyncBN"
+    assert cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeadsExtraNorm" and cfg.MODEL.RESNETS.NORM == "naiveSyncBN"
     assert cfg.DATASETS.TEST == ("voc_2007_test",)  # from the _supervised file
     assert cfg.INPUT.FORMAT == "RGB"  # from the _infomin file itself
 

@@ -2,7 +2,7 @@
 writes its report, and reuses stages.
 
 Oracles: the stage markers and files the run leaves, PIL for the PNGs, Detectron2's own log line
-for where a resumed fine-tuning starts, and the paper's numbers from docs (paper.md §3.2-3.3).
+for where a resumed fine-tuning starts, and the published numbers with their sources (MoCo's and PyContrast's detection READMEs).
 """
 import json
 import time
@@ -31,9 +31,11 @@ def test_quick_demo_writes_report_tables_and_plots(quick_run, capsys):
     report = (out / "report.md").read_text()
     for label in ("| InfoMin |", "| supervised |", "| random init |"):
         assert label in report
-    # the paper's full-scale rows sit beside the run's table
-    assert "| InfoMin Aug | 57.6 | 82.7 | 64.6 | 40.6 | 36.7 |" in report
-    assert "| random init | 33.8 | 60.2 | 33.1 | 32.8 | 29.9 |" in report
+    # the published full-scale rows sit beside the run's table, each figure with its source
+    assert "| InfoMin Aug | n/q | n/q | n/q | 40.6 | 36.7 |" in report
+    assert "| supervised IN-1M | 53.5 | 81.3 | 58.8 | 39.7 | 35.9 |" in report
+    assert "| random init | n/q | n/q | n/q | 32.8 | 29.9 |" in report
+    assert "facebookresearch/moco detection/README.md" in report and "pycontrast/detection/README.md" in report
     for name in ("curves.png", "ap.png"):
         with Image.open(out / name) as img:
             assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 100

@@ -1,7 +1,8 @@
 """Every Detectron2 config in configs/ builds its model, and says what the protocol says.
 
 Widths are shrunk for speed (depth, head structure, norms and ROI head type stay the config's).
-The protocol values are checked against transfer-protocol.md, not against the files themselves.
+The protocol values are checked against MoCo's and PyContrast's published configs (see
+test_detection_protocols.py for the key-by-key comparison), not against the files themselves.
 """
 import glob
 import os
@@ -64,6 +65,10 @@ def test_configs_found():
         assert f"faster_rcnn_R50_C4_24k_voc0712_{init}.yaml" in names
     for init in ("infomin", "supervised"):
         assert f"faster_rcnn_R50_FPN_1x_coco_{init}.yaml" in names
+        for schedule in ("1x", "2x"):
+            for stem in ("mask_rcnn_R101_C4", "mask_rcnn_R101_FPN", "mask_rcnn_X101_32x8d_FPN",
+                         "cascade_mask_rcnn_R101_FPN"):
+                assert f"{stem}_{schedule}_coco_{init}.yaml" in names
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -85,18 +90,24 @@ def test_protocol_values(path):
     cfg = load(path)
     name = os.path.basename(path)
     init = name.rsplit("_", 1)[1][: -len(".yaml")]
-    assert cfg.MODEL.BACKBONE.FREEZE_AT == 0 and cfg.MODEL.RESNETS.NORM == "SyncBN"
+    assert cfg.MODEL.BACKBONE.FREEZE_AT == 0 and cfg.MODEL.RESNETS.NORM == "naiveSyncBN"
     assert cfg.TEST.PRECISE_BN.ENABLED
     assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR) == (16, 0.02)
-    if init == "supervised":
-        assert cfg.MODEL.WEIGHTS == "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
-        assert cfg.INPUT.FORMAT == "BGR" and cfg.MODEL.RESNETS.STRIDE_IN_1X1
-        assert list(cfg.MODEL.PIXEL_STD) == [1.0, 1.0, 1.0]
+    if init in ("supervised", "random"):  # random init = the supervised config without weights
+        if init == "supervised":
+            assert cfg.MODEL.WEIGHTS.startswith("detectron2://ImageNetPretrained/")
+        else:
+            assert cfg.MODEL.WEIGHTS == ""
+        assert cfg.INPUT.FORMAT == "BGR"
+        if "_X101_" in name:  # FAIR's Caffe2 ResNeXt: per-channel std, stride in the 3x3 conv
+            assert list(cfg.MODEL.PIXEL_STD) == [57.375, 57.120, 58.395] and not cfg.MODEL.RESNETS.STRIDE_IN_1X1
+        else:
+            assert list(cfg.MODEL.PIXEL_STD) == [1.0, 1.0, 1.0] and cfg.MODEL.RESNETS.STRIDE_IN_1X1
     else:
         assert cfg.INPUT.FORMAT == "RGB" and not cfg.MODEL.RESNETS.STRIDE_IN_1X1
         assert list(cfg.MODEL.PIXEL_MEAN) == TORCHVISION_MEAN
         assert list(cfg.MODEL.PIXEL_STD) == TORCHVISION_STD
-        assert cfg.MODEL.WEIGHTS == "" if init == "random" else cfg.MODEL.WEIGHTS.startswith("REQUIRED")
+        assert cfg.MODEL.WEIGHTS.startswith("REQUIRED")
     schedule = {"1x": (90000, (60000, 80000)), "2x": (180000, (120000, 160000)),
                 "6x": (540000, (480000, 520000)), "24k": (24000, (18000, 22000))}
     key = next(s for s in schedule if f"_{s}_" in name)
@@ -109,12 +120,12 @@ def test_protocol_values(path):
     else:
         assert cfg.DATASETS.TRAIN == ("coco_2017_train",) and cfg.DATASETS.TEST == ("coco_2017_val",)
         assert tuple(cfg.INPUT.MIN_SIZE_TRAIN) == tuple(range(640, 801, 32))
-    assert cfg.MODEL.MASK_ON == name.startswith("mask_rcnn")
+    assert cfg.MODEL.MASK_ON == name.startswith(("mask_rcnn", "cascade_mask_rcnn"))
     if "_C4_" in name:
         assert cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeadsExtraNorm"
     else:
         assert (cfg.MODEL.ROI_BOX_HEAD.NUM_CONV, cfg.MODEL.ROI_BOX_HEAD.NUM_FC) == (4, 1)
-        assert cfg.MODEL.FPN.NORM == cfg.MODEL.ROI_BOX_HEAD.NORM == cfg.MODEL.ROI_MASK_HEAD.NORM == "SyncBN"
+        assert cfg.MODEL.FPN.NORM == cfg.MODEL.ROI_BOX_HEAD.NORM == cfg.MODEL.ROI_MASK_HEAD.NORM == "naiveSyncBN"
 
 
 def test_readme_lists_every_protocol():

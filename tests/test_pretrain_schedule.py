@@ -1,4 +1,4 @@
-"""LR schedules against the reference formulas (pycontrast-spec.md §1.2, §5.2), computed by hand."""
+"""LR schedules against the reference formulas (PyContrast's `options/base_options.py` defaults and `learning/base_trainer.py` `adjust_learning_rate` / `warmup_learning_rate`), computed by hand."""
 import math
 
 import pytest

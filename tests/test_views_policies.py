@@ -1,4 +1,4 @@
-"""Policies A-E against the reference facts (pycontrast-spec.md section 2) and the knob overrides."""
+"""Policies A-E against the reference facts (PyContrast's `pycontrast/datasets/util.py` and `RandAugment.py`) and the knob overrides."""
 import pytest
 
 from infomin.views import POLICIES, apply_overrides, default_crop_min, get_policy

@@ -13,6 +13,17 @@ PUBLISHED = {
     "InfoMin_resnext101v2_e200", "InfoMin_resnext101v3_e200", "InfoMin_resnext152v1_e200",
     "InfoMin_resnext152v2_e200", "moco_v1_200ep", "moco_v2_200ep", "moco_v2_800ep",
 }
+# PyContrast detection/README.md: the R-50 FPN rows with a 'model' link (the C4 rows have none).
+PUBLISHED_DETECTORS = {
+    f"mask_rcnn_R50_FPN_{s}_coco_{init}": (box, mask)
+    for s, rows in {
+        "1x": {"random": (32.8, 29.9), "supervised": (39.7, 35.9), "InstDis": (38.8, 35.2),
+               "PIRL": (38.6, 35.1), "MoCo": (39.4, 35.6), "InfoMin": (40.6, 36.7)},
+        "2x": {"random": (38.4, 34.7), "supervised": (41.6, 37.6), "InstDis": (41.3, 37.3),
+               "PIRL": (41.2, 37.4), "MoCo": (41.7, 37.5), "MoCov2": (41.7, 37.6), "InfoMin": (42.5, 38.4)},
+        "6x": {"random": (42.7, 38.6), "supervised": (42.6, 38.5), "InfoMin": (43.6, 39.2)},
+    }.items() for init, (box, mask) in rows.items()
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +32,61 @@ def shipped():
 
 
 def test_shipped_catalogue_lists_the_published_checkpoints(shipped):
-    assert set(shipped) == PUBLISHED
+    assert set(shipped) == PUBLISHED | set(PUBLISHED_DETECTORS)
     for name, e in shipped.items():
+        if e.is_detector:
+            continue
         assert e.filename.startswith(name) or e.filename.startswith(name.split("_")[0]), name
         assert e.urls or e.shared_folder
+
+
+def test_published_detectors_carry_their_config_numbers_and_links(shipped):
+    from detectron2.config import get_cfg
+    from infomin.configs import get_config_file
+
+    for name, (box, mask) in PUBLISHED_DETECTORS.items():
+        e = shipped[name]
+        assert e.is_detector and not e.convertible and e.format == "detectron2"
+        schedule = name.split("_")[4]
+        assert e.reported == {f"coco_mask_rcnn_r50_fpn_{schedule}": {
+            "box_ap": box, "mask_ap": mask, "source": "pycontrast_det", "note": e.reported[
+                f"coco_mask_rcnn_r50_fpn_{schedule}"]["note"]}}
+        assert len(e.urls) == 1 and e.urls[0].startswith("https://www.dropbox.com/s/")
+        assert e.urls[0].endswith("/model_final.pth?dl=1") and e.log.endswith("/log.txt?dl=1")
+        # the config it names is packaged, and its input convention is the entry's
+        cfg = get_cfg()
+        cfg.merge_from_file(get_config_file(e.config))
+        assert f"R50_FPN_{schedule}_coco_" in e.config
+        for key, value in e.input.items():
+            node = cfg
+            for part in key.split("."):
+                node = getattr(node, part)
+            assert (list(node) if isinstance(node, tuple) else node) == value, (name, key)
+        with pytest.raises(CatalogError, match="fine-tuned detector"):
+            e.detectron2_settings()
+    # the same rows as the encoders' reported detection numbers where both exist
+    assert shipped["InfoMin_200"].reported["coco_mask_rcnn_r50_fpn_2x"]["box_ap"] == \
+        shipped["mask_rcnn_R50_FPN_2x_coco_InfoMin"].reported["coco_mask_rcnn_r50_fpn_2x"]["box_ap"]
+
+
+def test_detector_entries_are_validated():
+    data = _base()
+    det = data["models"]["mask_rcnn_R50_FPN_1x_coco_InfoMin"]
+    for change, message in (({"config": None}, "needs 'config'"),
+                            ({"detectron2": {"MODEL.RESNETS.DEPTH": 50}}, "does not apply"),
+                            ({"kind": "backbone"}, "kind")):
+        bad = _base()
+        bad["models"]["mask_rcnn_R50_FPN_1x_coco_InfoMin"] = {**det, **change}
+        with pytest.raises(CatalogError, match=message):
+            parse_catalog(bad)
+    bad = _base()
+    bad["models"]["InfoMin_800"]["config"] = "detection/coco/x.yaml"
+    with pytest.raises(CatalogError, match="kind: detector"):
+        parse_catalog(bad)
+    bad = _base()
+    bad["models"]["InfoMin_800"]["epochs"] = None
+    with pytest.raises(CatalogError, match="epochs"):
+        parse_catalog(bad)
 
 
 def test_no_invented_checksums(shipped):

@@ -15,7 +15,7 @@ from infomin.zoo import UnknownModelError, get_entry  # noqa: E402
 
 
 def _torchvision_name(d2: str) -> str:
-    """Inverse of the published MoCo/PyContrast renaming (transfer-protocol.md §1.3)."""
+    """Inverse of the published MoCo/PyContrast renaming (MoCo `detection/convert-pretrain-to-detectron2.py`, PyContrast `detection/convert_pretrained.py`)."""
     name = d2.replace("stem.conv1.norm.", "bn1.").replace("stem.conv1.", "conv1.")
     for i in range(2, 6):
         name = name.replace(f"res{i}.", f"layer{i - 1}.")

@@ -1,7 +1,7 @@
 """torchvision ResNet key names -> Detectron2 ResNet key names.
 
 Detectron2's ResNet keeps each BatchNorm inside its conv (`conv1.norm`), calls the stages
-res2..res5 and the projection shortcut `shortcut`; see transfer-protocol.md §2.3.
+res2..res5 and the projection shortcut `shortcut`; see Detectron2's `detectron2/modeling/backbone/resnet.py`.
 """
 from __future__ import annotations
 

@@ -24,8 +24,11 @@ _MD5_PREFIX_RE = re.compile(r"^[0-9a-f]{4,32}$")
 _REQUIRED = ("method", "arch", "epochs", "filename", "format", "input")
 _KNOWN = set(_REQUIRED) | {
     "publisher", "width", "urls", "url_source", "shared_folder", "sha256", "md5_prefix",
-    "detectron2", "not_convertible", "reported", "notes", "sources", "ema",
+    "detectron2", "not_convertible", "reported", "notes", "sources", "ema", "kind", "config", "log",
 }
+# "encoder": a pretrained backbone, converted to Detectron2 names before use;
+# "detector": a fine-tuned Detectron2 checkpoint, used as it is with the config it was trained with.
+KINDS = ("encoder", "detector")
 
 
 class CatalogError(ValueError):
@@ -46,7 +49,7 @@ class ZooEntry:
     name: str
     method: str
     arch: str
-    epochs: int
+    epochs: int | None
     filename: str
     format: str
     input: Mapping[str, Any]
@@ -65,10 +68,18 @@ class ZooEntry:
     notes: str | None = None
     sources: tuple[str, ...] = ()
     source_text: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    kind: str = "encoder"
+    config: str | None = None  # detectors: the packaged config (infomin.configs) it was trained with
+    log: str | None = None  # detectors: the publisher's training log
+
+    @property
+    def is_detector(self) -> bool:
+        return self.kind == "detector"
 
     @property
     def convertible(self) -> bool:
-        return self.detectron2 is not None
+        """An encoder that converts to a Detectron2 backbone (detectors need no conversion)."""
+        return not self.is_detector and self.detectron2 is not None
 
     @property
     def checksum_kind(self) -> str:
@@ -81,6 +92,9 @@ class ZooEntry:
 
     def detectron2_settings(self) -> dict[str, Any]:
         """Config keys (dotted) a Detectron2 config needs for this backbone, input convention included."""
+        if self.is_detector:
+            raise CatalogError(f"{self.name} is a fine-tuned detector: evaluate it with its own "
+                               f"config {self.config}")
         if self.detectron2 is None:
             raise CatalogError(f"{self.name} has no Detectron2 form: {self.not_convertible}")
         return {**self.input, **self.detectron2}
@@ -160,8 +174,9 @@ def _parse_entry(name, raw, sources, conventions, origin) -> ZooEntry:
     if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename \
             or filename.startswith("."):
         fail(f"filename {filename!r} must be a plain file name")
-    if not isinstance(raw["epochs"], int) or raw["epochs"] <= 0:
-        fail("epochs must be a positive integer")
+    if not (raw["epochs"] is None and raw.get("kind") == "detector") and (
+            not isinstance(raw["epochs"], int) or raw["epochs"] <= 0):
+        fail("epochs must be a positive integer (null only for a detector without SSL pretraining)")
 
     urls = raw.get("urls") or []
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
@@ -185,8 +200,18 @@ def _parse_entry(name, raw, sources, conventions, origin) -> ZooEntry:
     conv_name = raw["input"]
     if conv_name not in conventions:
         fail(f"input convention {conv_name!r} is not defined under 'conventions'")
+    kind = raw.get("kind", "encoder")
+    if kind not in KINDS:
+        fail(f"kind {kind!r} must be one of {', '.join(KINDS)}")
     d2 = raw.get("detectron2")
-    if d2 is None and not raw.get("not_convertible"):
+    if kind == "detector":
+        if not isinstance(raw.get("config"), str) or not raw["config"]:
+            fail("a detector needs 'config': the packaged config it was trained with")
+        if d2 is not None:
+            fail("a detector is used as published: 'detectron2' (conversion settings) does not apply")
+    elif raw.get("config") is not None or raw.get("log") is not None:
+        fail("'config' and 'log' are for kind: detector")
+    elif d2 is None and not raw.get("not_convertible"):
         fail("detectron2: null needs a not_convertible reason")
     if d2 is not None and not isinstance(d2, dict):
         fail("detectron2 must be a mapping of config keys or null")
@@ -231,4 +256,7 @@ def _parse_entry(name, raw, sources, conventions, origin) -> ZooEntry:
         notes=raw.get("notes"),
         sources=tuple(raw.get("sources") or ()),
         source_text={s: sources[s] for s in sorted(used)},
+        kind=kind,
+        config=raw.get("config"),
+        log=raw.get("log"),
     )

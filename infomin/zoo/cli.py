@@ -4,6 +4,10 @@
     infomin-model-zoo show InfoMin_800
     infomin-model-zoo download InfoMin_800 [--file ~/Downloads/InfoMin_800.pth]
     infomin-model-zoo convert InfoMin_800          # -> <cache>/zoo/InfoMin_800/InfoMin_800.d2.pkl
+
+Detector entries (kind: detector) are published fine-tuned Detectron2 checkpoints: `download`
+fetches one, and `infomin-train-net --eval-only --config-file CFG MODEL.WEIGHTS infomin://NAME`
+evaluates it (no conversion).
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from .weights import converted_path, ensure_converted
 
 _DET_SHORT = {
     "coco_mask_rcnn_r50_fpn_1x": "COCO FPN-1x", "coco_mask_rcnn_r50_fpn_2x": "COCO FPN-2x",
-    "coco_mask_rcnn_r50_c4_1x": "COCO C4-1x", "voc07_12_faster_rcnn_r50_c4_24k": "VOC C4-24k",
+    "coco_mask_rcnn_r50_fpn_6x": "COCO FPN-6x", "coco_mask_rcnn_r50_c4_1x": "COCO C4-1x",
+    "coco_mask_rcnn_r50_c4_2x": "COCO C4-2x", "voc07_12_faster_rcnn_r50_c4_24k": "VOC C4-24k",
 }
 
 
@@ -60,7 +65,7 @@ def _summary(entry: ZooEntry) -> dict:
         if rec:
             nums = [rec[k] for k in ("box_ap", "mask_ap", "ap") if k in rec]
             det.append(f"{label} {'/'.join(str(n) for n in nums)}")
-    return {"name": entry.name, "method": entry.method, "arch": entry.arch,
+    return {"name": entry.name, "kind": entry.kind, "method": entry.method, "arch": entry.arch,
             "epochs": entry.epochs, "top1": top1, "detection": ", ".join(det),
             "verify": entry.checksum_kind,
             "get": "direct" if entry.urls else "manual (shared folder)",
@@ -77,7 +82,7 @@ def _list(entries, cache, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    cols = [("name", "NAME"), ("method", "METHOD"), ("arch", "ARCH"), ("epochs", "EP"),
+    cols = [("name", "NAME"), ("kind", "KIND"), ("method", "METHOD"), ("arch", "ARCH"), ("epochs", "EP"),
             ("top1", "IN-1k TOP-1"), ("detection", "DETECTION (box/mask AP or VOC AP)"),
             ("verify", "VERIFIED BY"), ("get", "GET"), ("cached", "CACHED")]
     cells = [[("-" if r[k] in (None, "") else str(r[k])) for k, _ in cols] for r in rows]
@@ -96,8 +101,9 @@ def _show(entry: ZooEntry) -> None:
         "urls": list(entry.urls), "url_source": entry.url_source,
         "shared_folder": entry.shared_folder, "sha256": entry.sha256,
         "md5_prefix": entry.md5_prefix, "verified_by": entry.checksum_kind,
-        "detectron2_config": (entry.detectron2_settings() if entry.convertible
-                              else f"not convertible: {entry.not_convertible}"),
+        "kind": entry.kind, "config": entry.config, "log": entry.log,
+        "detectron2_config": (None if entry.is_detector else entry.detectron2_settings()
+                              if entry.convertible else f"not convertible: {entry.not_convertible}"),
         "reported": {k: dict(v) for k, v in entry.reported.items()},
         "notes": entry.notes, "sources": dict(entry.source_text),
     }
@@ -107,6 +113,9 @@ def _show(entry: ZooEntry) -> None:
 
 def _config_hint(entry: ZooEntry) -> str:
     """Command-line config options (Python literals, as Detectron2's merge_from_list reads them)."""
+    if entry.is_detector:
+        return (f"evaluate it with: infomin-train-net --eval-only --config-file {entry.config} "
+                f"MODEL.WEIGHTS infomin://{entry.name}")
     def literal(v):
         return v if isinstance(v, str) else repr(v).replace(" ", "")
     opts = " ".join(f"{k} {literal(v)}" for k, v in entry.detectron2_settings().items())
@@ -133,6 +142,8 @@ def main(argv=None) -> int:
                 path = fetch(entry, args.cache, retries=args.retries, timeout=args.timeout,
                              progress=progress)
             print(path)
+            if entry.is_detector:
+                print(_config_hint(entry), file=sys.stderr)
             return 0
         path = ensure_converted(entry, cache=args.cache, file=args.file, trust=args.trust,
                                 force=args.force, progress=progress, retries=args.retries,

@@ -48,6 +48,10 @@ def ensure_converted(name: str | ZooEntry, *, cache: str | os.PathLike | None = 
     containers, which a verified checksum does not make safe by itself; it is never set for you.
     """
     entry = name if isinstance(name, ZooEntry) else get_entry(name, catalog)
+    if entry.is_detector:
+        raise ZooError(f"{entry.name} is a fine-tuned Detectron2 detector, not an encoder: it needs "
+                       f"no conversion. Use MODEL.WEIGHTS infomin://{entry.name} with its config "
+                       f"{entry.config} (or `infomin-model-zoo download {entry.name}`).")
     if not entry.convertible:
         raise ZooError(f"{entry.name} cannot be converted to Detectron2: {entry.not_convertible}")
     dst = converted_path(entry, cache)
@@ -65,3 +69,14 @@ def ensure_converted(name: str | ZooEntry, *, cache: str | os.PathLike | None = 
         convert_checkpoint(str(src), str(dst), fmt=entry.format, ema=entry.ema, trust=trust)
         write_text_atomic(_stamp_path(dst), f"{sha}\n")
     return dst
+
+
+def detectron2_weights(name: str | ZooEntry, *, cache: str | os.PathLike | None = None,
+                       catalog: Mapping[str, ZooEntry] | str | os.PathLike | None = None,
+                       force: bool = False, progress: bool = True) -> Path:
+    """The file `MODEL.WEIGHTS infomin://NAME` loads: a detector's verified checkpoint as
+    published (already a Detectron2 checkpoint), or an encoder's cached conversion."""
+    entry = name if isinstance(name, ZooEntry) else get_entry(name, catalog)
+    if entry.is_detector:
+        return fetch(entry, cache, progress=progress)
+    return ensure_converted(entry, cache=cache, force=force, progress=progress)

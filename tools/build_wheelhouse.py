@@ -161,7 +161,7 @@ def resolve(roots, fetch, python_version: str = DEFAULT_PYTHON_VERSION,
     a later one rejects that version, it is fetched again for all of its requirements together."""
     env = target_environment(python_version)
     chosen: dict[str, Wheel] = {}
-    wanted: dict[str, Requirement] = {}  # all bounds seen per name
+    bounds: dict[str, dict[str, Requirement]] = {}  # name -> requiring package -> its requirement
     done: set[tuple[str, str]] = set()
     queue = [(req, "project") for req in roots]
     while queue:
@@ -169,19 +169,22 @@ def resolve(roots, fetch, python_version: str = DEFAULT_PYTHON_VERSION,
         name = canonicalize_name(req.name)
         if name in preinstalled:
             continue
-        wanted[name] = merge([wanted[name], req] if name in wanted else [req])[name]
+        mine = bounds.setdefault(name, {})
+        mine[parent] = merge([mine[parent], req] if parent in mine else [req])[name]
+        wanted = merge(mine.values())[name]
         requested_by = []
-        if name in chosen and not wanted[name].specifier.contains(chosen[name].version, prereleases=True):
+        if name in chosen and not wanted.specifier.contains(chosen[name].version, prereleases=True):
             first = chosen.pop(name)
             print(f"  {parent} needs {req}: replacing {name} {first.version}", flush=True)
             requested_by = first.requested_by
             done = {d for d in done if d[0] != name}
+            for other in bounds.values():  # the replaced wheel's own requirements no longer hold
+                other.pop(name, None)
         if name not in chosen:
-            chosen[name] = fetch(wanted[name])
+            chosen[name] = fetch(wanted)
             chosen[name].requested_by = requested_by
-            if not wanted[name].specifier.contains(chosen[name].version, prereleases=True):
-                raise WheelhouseError(f"fetched {name} {chosen[name].version}, which does not satisfy "
-                                      f"{wanted[name]}")
+            if not wanted.specifier.contains(chosen[name].version, prereleases=True):
+                raise WheelhouseError(f"fetched {name} {chosen[name].version}, which does not satisfy {wanted}")
         wheel = chosen[name]
         if parent not in wheel.requested_by:
             wheel.requested_by.append(parent)

@@ -90,9 +90,9 @@ class CheckError(RuntimeError):
 
 # ---- small helpers ----------------------------------------------------------------------------
 
-def probe(python: str, code: str, env=None, timeout=120) -> dict:
+def probe(python: str, code: str, cwd=None, timeout=120) -> dict:
     """Run `code` (which prints one JSON object) with `python`; return the object."""
-    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if proc.returncode != 0:
         raise CheckError(f"{python} could not run a check ({proc.stderr.strip().splitlines()[-1:] or '?'})")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -249,7 +249,8 @@ class Runner:
         entry = dict(status="ok" if rc == 0 else ("timeout" if rc is None else "failed"), returncode=rc,
                      seconds=seconds, limit_s=limit, log=str(log.relative_to(self.out)))
         if rc != 0:
-            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+            text = log.read_text(encoding="utf-8", errors="replace").replace("\r", "\n")
+            tail = [t for t in text.splitlines() if t.strip()][-2:]  # \r: progress bars redraw a line
             entry["reason"] = ("ran past its limit" if rc is None else f"exit status {rc}") + (
                 ": " + " | ".join(t.strip() for t in tail) if tail else "")
         return self.record(name, **entry)
@@ -273,7 +274,7 @@ def install(python: str, base: dict, wheels: Path, venv: Path, runner: Runner, c
     entry = runner.run("install", cmd, cap, cwd=venv)
     if entry["status"] != "ok":
         return vpy, entry
-    after = probe(vpy, INSTALL_PROBE)
+    after = probe(vpy, INSTALL_PROBE, cwd=venv)  # not the checkout's folder: its infomin/ would win
     entry.update(wheels=len(wheel_files), torch=after["torch"], torch_file=after["torch_file"],
                  infomin=after["infomin"], detectron2=after["detectron2"])
     if after["torch_file"] != base["torch_file"]:

@@ -79,9 +79,24 @@ TINY_DETECTION = [
     "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "64", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
     "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
 ]
-STEPS = ("install", "data", "bench_step", "bench_loader", "bench_coco_eval", "pretrain_fp32",
+STEPS = ("install", "torch_apis", "data", "bench_step", "bench_loader", "bench_coco_eval", "pretrain_fp32",
          "pretrain_bf16", "train_net_fp32", "train_net_amp", "demo")
 GOOD = ("ok", "skipped")
+
+
+# torch APIs the project calls that recent releases added or changed: each is checked against the
+# node's torch (the project is developed on a newer one) before anything trains.
+TORCH_APIS = {
+    "DistributedDataParallel(forward_sync_buffers=)":
+        "'forward_sync_buffers' in inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters",
+    "torch.amp.GradScaler(device)": "'device' in inspect.signature(torch.amp.GradScaler).parameters",
+    "torch.load(weights_only=, mmap=)":
+        "{'weights_only', 'mmap'} <= set(inspect.signature(torch.load).parameters)",
+    "torch.autocast('cpu', bfloat16)": "torch.autocast('cpu', dtype=torch.bfloat16) is not None",
+}
+TORCH_API_PROBE = ("import inspect, json, torch\nout = {}\nfor name, expr in %r.items():\n"
+                   "    try:\n        out[name] = bool(eval(expr))\n"
+                   "    except Exception as exc:\n        out[name] = False\nprint(json.dumps(out))")
 
 
 class CheckError(RuntimeError):
@@ -339,6 +354,11 @@ def run_all(runner: Runner, python: str, args, mode: dict, work: Path) -> None:
     caps, dev, tiny = mode["caps"], args.device, ["--tiny"] if args.tiny else []
     out = runner.out
 
+    found = probe(python, TORCH_API_PROBE % TORCH_APIS, cwd=work)
+    missing = sorted(k for k, ok in found.items() if not ok)
+    runner.record("torch_apis", status="failed" if missing else "ok", seconds=None, apis=found,
+                  **({"reason": "this torch lacks " + ", ".join(missing)} if missing else {}))
+
     data = work / "data"
     code = ("import sys; from infomin.datasets.builtin import generate; "
             f"generate(sys.argv[1], seed={args.seed}, scale={mode['data_scale']!r}, progress=False)")
@@ -457,6 +477,8 @@ def step_result(name: str, report: dict) -> str:
         return f"{_fmt(p['loader_pairs_s'])} pairs/s ({p['pairs_s_key'] or 'no pairs/s key found'})"
     if name == "bench_coco_eval" and s.get("stdout_tail"):
         return s["stdout_tail"][-1].replace("|", "/")[:120]
+    if name == "torch_apis":
+        return f"{len(s.get('apis', {}))} APIs present"
     if name == "install" and s.get("torch"):
         return f"{s.get('wheels')} wheels over torch {s['torch']}"
     return ""

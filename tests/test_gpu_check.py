@@ -154,6 +154,12 @@ def test_projection_and_rate_keys():
     assert gc.project(None, None)["days"] is None
 
 
+def test_torch_api_probe_names_what_this_torch_lacks():
+    apis = dict(gc.TORCH_APIS, bogus="hasattr(torch, 'no_such_api')", broken="torch.no_such_call()")
+    found = gc.probe(sys.executable, gc.TORCH_API_PROBE % apis)
+    assert found == {**{name: True for name in gc.TORCH_APIS}, "bogus": False, "broken": False}
+
+
 def test_detectron2_metrics_reads_time_and_max_mem(tmp_path):
     (tmp_path / "metrics.json").write_text(
         '{"iteration": 19, "time": 0.5, "data_time": 0.01}\n{"iteration": 49, "time": 0.25, "data_time": 0.02}\n')
@@ -195,6 +201,7 @@ def test_tiny_cpu_run_writes_the_report(tmp_path, monkeypatch, capsys):
         assert steps[name]["status"] == ("ok" if script.is_file() else "missing")
     assert rc == 1 and report["ok"] is False  # something is missing
     assert steps["install"]["status"] == "skipped"  # no --wheels
+    assert steps["torch_apis"]["status"] == "ok" and set(steps["torch_apis"]["apis"]) == set(gc.TORCH_APIS)
     assert steps["train_net_amp"]["status"] == "skipped"  # AMP needs CUDA
     for name in ("data", "pretrain_fp32", "pretrain_bf16", "train_net_fp32", "demo"):
         assert steps[name]["status"] == "ok", steps[name]

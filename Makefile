@@ -6,8 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.infomin-installed
 DEVICE ?=
 DEMO_ARGS ?=
+# `make wheelhouse` (on a machine that reaches PyPI) collects, for Python $(PYVER) on x86-64 Linux,
+# every wheel an offline GPU node lacks; `make gpu-check` (on that node) installs them into a
+# throwaway venv over $(GPU_PYTHON)'s torch and runs the GPU checks (benchmarks/gpu_check.sh).
+PYVER ?= 3.12
+WHEELHOUSE := .wheelhouse
+GPU_PYTHON ?= python3
+GPU_CHECK_OUT ?= output/gpu_check
 
-.PHONY: setup test test-fast demo bench bench-coco-eval clean-venv
+.PHONY: setup test test-fast demo bench bench-coco-eval wheelhouse gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -32,6 +39,13 @@ bench: setup
 # COCO AP time, pycocotools vs faster-coco-eval (BENCH_ARGS="--images 1000", "--segm", ...)
 bench-coco-eval: setup
 	$(PY) benchmarks/bench_coco_eval.py $(BENCH_ARGS)
+
+wheelhouse: setup
+	$(PY) tools/build_wheelhouse.py --python-version $(PYVER) --out $(WHEELHOUSE)
+
+# No `setup` prerequisite: the GPU node has no index to set up from.
+gpu-check:
+	benchmarks/gpu_check.sh --python $(GPU_PYTHON) --wheels $(WHEELHOUSE) --out $(GPU_CHECK_OUT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,6 +14,11 @@ numpy/Pillow or without its compiled extension. This step:
 Run it with the interpreter of the environment to install into::
 
     python tools/install_detectron2.py [--sdist FILE] [--force]
+
+or build the same patched tree into a pure-Python wheel (``py3-none-any``, for an offline machine's
+wheelhouse) instead of installing it::
+
+    python tools/install_detectron2.py --wheel-dir DIR [--sdist FILE]
 """
 import argparse
 import hashlib
@@ -266,12 +271,53 @@ def pip_install(root):
         raise InstallError(f"'{' '.join(cmd)}' failed (see pip's output above)")
 
 
+def pip_wheel(root, wheel_dir):
+    """Build the patched tree into ``wheel_dir``; return the wheel's path."""
+    os.makedirs(wheel_dir, exist_ok=True)
+    before = set(os.listdir(wheel_dir))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+           "--wheel-dir", wheel_dir, root]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise InstallError(f"'{' '.join(cmd)}' failed (see pip's output above)")
+    built = [f for f in os.listdir(wheel_dir) if f.startswith("detectron2-") and f.endswith(".whl")]
+    new = [f for f in built if f not in before] or built
+    if len(new) != 1:
+        raise InstallError(f"expected one detectron2 wheel in {wheel_dir}, found {sorted(new)}")
+    return os.path.join(wheel_dir, new[0])
+
+
+def build_patched_tree(tmp, sdist=None):
+    """Download (unless ``sdist`` is given), verify, unpack and patch; return the tree's root."""
+    sdist = sdist or download_sdist(tmp)
+    verify(sdist)
+    root = unpack(sdist, tmp)
+    apply_fixes(root)
+    return root
+
+
+def build_wheel(wheel_dir, sdist=None):
+    """The patched Detectron2 as a pure-Python wheel in ``wheel_dir``; returns its path."""
+    with tempfile.TemporaryDirectory(prefix="infomin-d2-") as tmp:
+        return pip_wheel(build_patched_tree(tmp, sdist), os.path.abspath(wheel_dir))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sdist", help=f"a local {SDIST_FILE} to use instead of downloading it")
     parser.add_argument("--force", action="store_true",
                         help="rebuild and reinstall even if detectron2 already imports")
+    parser.add_argument("--wheel-dir", metavar="DIR",
+                        help="build the patched source into a wheel in DIR instead of installing it")
     args = parser.parse_args(argv)
+
+    if args.wheel_dir:
+        try:
+            path = build_wheel(args.wheel_dir, args.sdist)
+        except InstallError as exc:
+            print(f"install_detectron2: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"built {path} (pure Python, from {SDIST_FILE}, sha256 verified)")
+        return 0
 
     found = installed_detectron2()
     if found and not args.force:
@@ -284,11 +330,7 @@ def main(argv=None):
 
     try:
         with tempfile.TemporaryDirectory(prefix="infomin-d2-") as tmp:
-            sdist = args.sdist or download_sdist(tmp)
-            verify(sdist)
-            root = unpack(sdist, tmp)
-            apply_fixes(root)
-            pip_install(root)
+            pip_install(build_patched_tree(tmp, args.sdist))
     except InstallError as exc:
         print(f"install_detectron2: error: {exc}", file=sys.stderr)
         return 1

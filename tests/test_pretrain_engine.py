@@ -27,7 +27,7 @@ from _pretrain_helpers import TINY, one_thread, tiny_opts
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=4,
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=4, class_colour=True,
                                       train_per_class=12, val_per_class=6, size=64)
 
 

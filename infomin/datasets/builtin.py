@@ -98,7 +98,10 @@ def _photos() -> list[np.ndarray]:
 
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    hue, sat, val = rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0)
+    return _hsv_colour(rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0))
+
+
+def _hsv_colour(hue: float, sat: float, val: float) -> np.ndarray:
     i, f = int(hue * 6) % 6, hue * 6 - int(hue * 6)
     p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
     rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][i]
@@ -259,10 +262,11 @@ def _write_imagefolder(out: Path, seed: int, cfg: dict, progress) -> None:
 
 def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class: int = 12,
                       val_per_class: int = 4, size: int = 64, num_classes: int = len(CLASSES),
-                      progress=None) -> str:
+                      class_colour: bool = False, progress=None) -> str:
     """Write only the ImageFolder part (`root/{train,val}/<class>/*.jpg`, the first `num_classes`
     of CLASSES) at any size: what `generate` writes under `imagefolder/`, and what tests and smoke
-    runs use when they need a few images in seconds. Returns `root`."""
+    runs use when they need a few images in seconds (`class_colour=True`: each class's shape in its
+    own hue, learnable in a few iterations). Returns `root`."""
     if not 1 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be 1..{len(CLASSES)} (the built-in shapes), got {num_classes}")
     out = Path(root)
@@ -278,7 +282,7 @@ def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class
             if counts[target] >= per_class:
                 continue
             # The dominant shape is drawn first and may be partly covered by a smaller one.
-            image = _render_centred(rng, size, target)
+            image = _render_centred(rng, size, target, class_colour)
             _save_jpeg(image, out / split / CLASSES[target] / f"{split}_{index:06d}.jpg")
             counts[target] += 1
             if progress is not None:
@@ -286,14 +290,18 @@ def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class
     return str(root)
 
 
-def _render_centred(rng: np.random.Generator, size: int, target: int):
-    """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder."""
-    image = _background(rng, size)
+def _render_centred(rng: np.random.Generator, size: int, target: int, class_colour: bool = False):
+    """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder.
+    `class_colour`: the shape is painted in its class's own hue over a plain grey background
+    (classes a linear probe on barely trained features separates, for smoke tests) instead of a
+    random texture over a photo or pattern."""
+    image = np.full((size, size, 3), 128.0) if class_colour else _background(rng, size)
     radius = rng.uniform(0.28, 0.42) * size
     centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
     mask = _shape_mask(CLASSES[target], rng, size, centre, radius)
     kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise")
-    image = np.where(mask[..., None], _texture(rng, size, kinds), image)
+    fill = _hsv_colour(target / len(CLASSES), 1.0, 1.0) if class_colour else _texture(rng, size, kinds)
+    image = np.where(mask[..., None], fill, image)
     if rng.random() < 0.4:
         other = int(rng.integers(len(CLASSES)))
         small = _shape_mask(CLASSES[other], rng, size, rng.uniform(0, size, 2),

@@ -44,16 +44,17 @@ setup(
     ],
     entry_points={
         "console_scripts": [
-            # each names a main(argv=None); tools/<name>.py calls the same function
-            "infomin-convert-pretrained = infomin.convert.cli:main",
-            "infomin-train-net = infomin.detection.train_net:main",
-            "infomin-pretrain = infomin.pretrain.cli:main",
-            "infomin-linear-eval = infomin.pretrain.linear_eval:main",
-            "infomin-model-zoo = infomin.zoo.cli:main",
-            "infomin-view-sweep = infomin.pretrain.view_sweep:main",
-            "infomin-learn-views = infomin.pretrain.learn_views:main",
-            "infomin-estimate-mi = infomin.mi:main",
-            "infomin-demo = infomin.study.cli:main",
+            # each names the main(argv=None) of a command module in a layer's cli/ package;
+            # tools/<name>.py calls the same function
+            "infomin-convert-pretrained = infomin.cli.convert_pretrained:main",
+            "infomin-train-net = infomin.detection.cli.train_net:main",
+            "infomin-pretrain = infomin.pretrain.cli.pretrain:main",
+            "infomin-linear-eval = infomin.pretrain.cli.linear_eval:main",
+            "infomin-model-zoo = infomin.cli.model_zoo:main",
+            "infomin-view-sweep = infomin.pretrain.cli.view_sweep:main",
+            "infomin-learn-views = infomin.cli.learn_views:main",
+            "infomin-estimate-mi = infomin.cli.estimate_mi:main",
+            "infomin-demo = infomin.study.cli.demo:main",
         ],
     },
 )

@@ -1,6 +1,8 @@
 """Atomic file writes: a reader, or a run killed mid-write, never sees half a file.
 
-Every writer in the project (checkpoints, converted weights, download metadata, reports, sweep
+One family, path first: `atomic_write_text(path, text)`, `atomic_torch_save(path, obj)`,
+`atomic_file(path)` for any other writer and `atomic_write_path(path, write)` for libraries that
+want a file name. Every writer in the project (checkpoints, converted weights, download metadata, reports, sweep
 results) goes through here: write a temporary file in the destination's folder, fsync it, give it
 the permissions of any new file (umask), rename it over the destination, then fsync the folder so
 the rename survives a crash. On any error the temporary file is removed and the destination is
@@ -14,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["atomic_file", "atomic_write_path", "atomic_write_text"]
+__all__ = ["atomic_file", "atomic_write_path", "atomic_write_text", "atomic_torch_save"]
 
 
 def _umask_mode() -> int:
@@ -68,3 +70,11 @@ def atomic_file(path, mode: str = "wb") -> Iterator:
 def atomic_write_text(path, text: str) -> None:
     with atomic_file(path, "w") as f:
         f.write(text)
+
+
+def atomic_torch_save(path, obj) -> None:
+    """``torch.save(obj)`` to ``path`` (checkpoints, view generators)."""
+    import torch
+
+    with atomic_file(path) as f:
+        torch.save(obj, f)

@@ -1,9 +1,9 @@
 """Checkpoint files of a run: atomic writes, naming, auto-resume, pruning, the rank-0 saver.
 
 The pretraining payload itself is defined in `infomin.checkpoint_format`; this module knows
-files. A checkpoint is written to a temporary file in the destination folder, fsynced, then
-moved into place with os.replace, so a kill leaves either the old file or the new one, never
-half of one. Only global rank 0 writes; all ranks read when resuming. Pretraining and linear
+files. A checkpoint is written (`infomin.atomic.atomic_torch_save`) to a temporary file in the
+destination folder, fsynced, then moved into place with os.replace, so a kill leaves either the
+old file or the new one, never half of one. Only global rank 0 writes; all ranks read when resuming. Pretraining and linear
 evaluation both use `CheckpointFiles` and `Checkpointer`, with their own file names.
 """
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-import infomin.atomic as infomin_atomic
 from infomin import checkpoint_format as fmt
-from infomin.atomic import atomic_file
+from infomin.atomic import atomic_torch_save
 
 from . import distributed as du
 
@@ -104,7 +103,7 @@ class Checkpointer:
         path = self.files.path(iteration, final)
         rngs = du.all_gather_object(rng_state())
         if du.get_rank() == 0:
-            atomic_torch_save(self.payload(rngs, iteration), path)
+            atomic_torch_save(path, self.payload(rngs, iteration))
             rule = self.keep(iteration, final)
             if rule is not None:
                 self.files.prune(rule)
@@ -124,16 +123,6 @@ def restore_rng(ranks: list, fallback_seed: Callable[[], None]) -> None:
 
 def checkpoint_name(iteration: int) -> str:
     return PERIODIC_NAME.format(iteration)
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    """torch.save to `path` without ever exposing a partial file there."""
-    with atomic_file(path) as f:
-        torch.save(obj, f)
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    infomin_atomic.atomic_write_text(path, text)
 
 
 def rng_state() -> dict:

@@ -6,90 +6,9 @@ view policy's) own reference default", which `infomin.methods` / `infomin.views`
 """
 from __future__ import annotations
 
-import difflib
-
-from fvcore.common.config import CfgNode as _FvCfgNode
-
-from infomin.configs import resolve_config_file
+from infomin.config import CfgNode
+from infomin.config import load_cfg as _load_cfg
 from .optim import OPTIMIZERS
-
-
-class CfgNode(_FvCfgNode):
-    """fvcore CfgNode whose unknown-key errors name the key and suggest the closest real ones."""
-
-    def merge_from_other_cfg(self, cfg_other):
-        _check_known_keys(self, cfg_other, prefix="")
-        _promote_ints(self, cfg_other)
-        return super().merge_from_other_cfg(cfg_other)
-
-    def merge_from_list(self, cfg_list):
-        if len(cfg_list) % 2:
-            raise ValueError(
-                f"Config opts must be KEY VALUE pairs, got an odd number of items: {list(cfg_list)}"
-            )
-        pairs = []
-        for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
-            current = _check_full_key(self, key)
-            value = self._decode_cfg_value(value)
-            if _is_int(value) and isinstance(current, float):
-                value = float(value)  # `SOLVER.BASE_LR 1` means 1.0
-            pairs += [key, value]
-        return super().merge_from_list(pairs)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _promote_ints(root, other) -> None:
-    """An int where the default is a float (`BASE_LR: 1`) is read as that float."""
-    for k, v in other.items():
-        if k in root:
-            if isinstance(v, dict) and isinstance(root[k], dict):
-                _promote_ints(root[k], v)
-            elif _is_int(v) and isinstance(root[k], float):
-                other[k] = float(v)
-
-
-def _all_keys(node, prefix=""):
-    for k, v in node.items():
-        full = f"{prefix}{k}"
-        yield full
-        if isinstance(v, dict):
-            yield from _all_keys(v, full + ".")
-
-
-def _unknown_key_error(root, full_key):
-    close = difflib.get_close_matches(full_key, list(_all_keys(root)), n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return KeyError(
-        f"Unknown config key {full_key!r}.{hint} "
-        "See infomin.pretrain.config.get_cfg() for every key and its default."
-    )
-
-
-def _check_full_key(root, full_key):
-    """The current value at `full_key`, or a clear error when there is no such key."""
-    node = root
-    for part in full_key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise _unknown_key_error(root, full_key)
-        node = node[part]
-    return node
-
-
-def _check_known_keys(root, other, prefix):
-    node = root
-    if prefix:
-        for part in prefix.rstrip(".").split("."):
-            node = node[part]
-    for k, v in other.items():
-        if k == "_BASE_":
-            continue
-        if k not in node:
-            raise _unknown_key_error(root, prefix + k)
-        if isinstance(v, dict) and isinstance(node[k], dict):
-            _check_known_keys(root, v, prefix + k + ".")
 
 
 def get_cfg() -> CfgNode:
@@ -212,14 +131,7 @@ def _add_method_settings(model: CfgNode) -> None:
 
 def load_cfg(path: str | None, opts: list[str] | None = None) -> CfgNode:
     """Defaults <- YAML file (with its `_BASE_` chain) <- KEY VALUE opts; returned frozen."""
-    cfg = get_cfg()
-    if path:
-        cfg.merge_from_file(resolve_config_file(path))
-    if opts:
-        cfg.merge_from_list(list(opts))
-    validate(cfg)
-    cfg.freeze()
-    return cfg
+    return _load_cfg(get_cfg, path, opts, validate)
 
 
 def cfg_from_yaml_string(text: str) -> CfgNode:

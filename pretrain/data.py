@@ -251,31 +251,3 @@ def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_worker
         pin_memory=pin_memory,
         persistent_workers=False,
     )
-
-
-def make_generated_imagefolder(root: str, num_classes: int = 4, train_per_class: int = 12,
-                               val_per_class: int = 6, size: int = 64, seed: int = 0) -> str:
-    """Write a small, learnable JPEG ImageFolder (train/ and val/) for tests and smoke runs.
-
-    Each class has its own colour pair and stripe orientation; images get random phase, stripe
-    period, shift and noise, so classes are separable but no two images are equal.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    palette = rng.uniform(30, 225, size=(num_classes, 2, 3))
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        for c in range(num_classes):
-            folder = os.path.join(root, split, f"class_{c:02d}")
-            os.makedirs(folder, exist_ok=True)
-            angle = np.pi * c / num_classes
-            for i in range(per_class):
-                period = rng.uniform(6, 12)
-                phase = rng.uniform(0, 2 * np.pi)
-                coord = np.cos(angle) * xx + np.sin(angle) * yy
-                t = (0.5 + 0.5 * np.sin(2 * np.pi * coord / period + phase))[..., None]
-                img = t * palette[c, 0] + (1 - t) * palette[c, 1]
-                img += rng.normal(0, 12, size=img.shape)
-                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-                    os.path.join(folder, f"img_{i:04d}.JPEG"), quality=90
-                )
-    return root

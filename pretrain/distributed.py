@@ -11,6 +11,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from infomin.device import resolve_device as _resolve_device
 # the engine's names for the method library's world-of-one-aware helpers
 from infomin.distributed import is_dist as is_initialized
 from infomin.distributed import rank as get_rank
@@ -22,22 +23,14 @@ def launched_by_torchrun() -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks this process's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"MODEL.DEVICE is {name!r} but CUDA is not available on this machine; "
-                "set MODEL.DEVICE cpu (or auto)."
-            )
-        if name == "cuda":
-            name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(torch.device(name))
-    elif name != "cpu":
-        raise ValueError(f"MODEL.DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}.")
-    return torch.device(name)
+    """MODEL.DEVICE read by `infomin.device.resolve_device`; a bare `cuda` (or `auto` with a GPU)
+    becomes this process's GPU (LOCAL_RANK), which is made current."""
+    device = _resolve_device(name, "MODEL.DEVICE")
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
 
 
 def init_distributed(device: torch.device, timeout_min: int = 30) -> bool:

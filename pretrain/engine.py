@@ -16,6 +16,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from infomin import checkpoint_format as fmt
+from infomin.atomic import atomic_write_text
 
 from . import build, checkpoint as ckpt_io, distributed as du
 from .config import validate
@@ -171,7 +172,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     resume_path = files.resolve_resume(resume)
     if main:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        ckpt_io.atomic_write_text(cfg.dump(), os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
         if resume_path is None and files.find_latest():
             logger.warning("OUTPUT_DIR %s already holds checkpoints; starting afresh (use --resume auto "
                            "to continue).", cfg.OUTPUT_DIR)

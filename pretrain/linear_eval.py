@@ -10,21 +10,20 @@ the counts are summed), resumable per epoch, reporting top-1/top-5 in percent.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from infomin import checkpoint_format as fmt
+from infomin.atomic import atomic_write_text
 from infomin.models import TwoStreamEncoder, build_encoder
 
 from . import build, checkpoint as ckpt_io, distributed as du
-from .config import cfg_from_yaml_string, load_cfg, validate
+from .config import validate
 from .data import BadImageTracker, ResumableSampler, RobustImageFolder, WorkerSeeder, build_loader, derive_seed, seed_all
 from .engine import autocast_context, resolve_precision
 from .hooks import PeriodicCheckpointHook
@@ -231,42 +230,5 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
         raise ValueError("LINEAR.EPOCHS is 0: nothing to evaluate.")
     final = dict(history[-1], best_top1=max(h["top1"] for h in history))
     if rank == 0:
-        ckpt_io.atomic_write_text(json.dumps(final, indent=2) + "\n", os.path.join(out_dir, "results.json"))
+        atomic_write_text(os.path.join(out_dir, "results.json"), json.dumps(final, indent=2) + "\n")
     return final
-
-
-def main(argv=None) -> int:
-    from .cli import merge_output_dir, parse_args, setup_logging
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a pretraining checkpoint (model_final.pth)")
-    p.add_argument("--config-file", default="",
-                   help="config to use instead of the one stored in the checkpoint")
-    p.add_argument("--resume", default=None, metavar="PATH|auto")
-    p.add_argument("--output-dir", default=None, help="same as the LINEAR.OUTPUT_DIR option")
-    p.add_argument("opts", nargs="*", help="config overrides: KEY VALUE ...")
-    args = parse_args(p, argv)
-    opts = merge_output_dir(args.opts, args.output_dir, key="LINEAR.OUTPUT_DIR")
-    try:
-        if args.config_file:
-            cfg = load_cfg(args.config_file, opts)
-        else:
-            cfg = cfg_from_yaml_string(ckpt_io.load_checkpoint(args.checkpoint)["config"])
-            cfg.merge_from_list(opts)
-            validate(cfg)
-            cfg.freeze()
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"Config error: {e.args[0] if e.args else e}") from None
-    setup_logging(cfg.LINEAR.OUTPUT_DIR or os.path.join(cfg.OUTPUT_DIR, "linear_eval"), "linear_log.txt")
-    try:
-        result = run_linear_eval(cfg, args.checkpoint, resume=args.resume)
-    finally:
-        if du.is_initialized():
-            du.dist.destroy_process_group()
-    if du.get_rank() == 0:
-        print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,6 @@ finished points and resumes the engine from a point's own checkpoints. ``OUT/swe
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -37,7 +36,8 @@ import torch
 from infomin import mi
 from infomin.atomic import atomic_write_path, atomic_write_text
 
-__all__ = ["KNOBS", "ENGINE_KNOBS", "knobs", "engine_knobs", "parse_values", "sweep", "write_outputs", "main"]
+__all__ = ["KNOBS", "ENGINE_KNOBS", "knobs", "engine_knobs", "parse_values", "sweep", "write_outputs", "check_config",
+           "SweepSettingsError", "PatchPair"]
 
 #: Knobs measured without the engine (views that one encoder cannot take, or whole-image patches).
 OTHER_KNOBS = ("color_split", "patch_distance")
@@ -159,7 +159,7 @@ def _estimate(args, train, held, in_channels, seed, keep=None) -> dict:
 
 
 def _color_point(args, space, point_dir: Path, root: str) -> dict:
-    from infomin.pretrain import learn_views as lv
+    from infomin import viewlearn as lv
 
     cfg = lv.load_cfg(args.color_config or None, list(args.opts) + [
         "DATA.ROOT", root, "DATA.FORMAT", "imagefolder", "DATA.COLOR_SPACE", space,
@@ -171,6 +171,18 @@ def _color_point(args, space, point_dir: Path, root: str) -> dict:
     standardize = lv.Standardize.measure(data.unlabeled, cfg.DATA.STAT_IMAGES, cfg.SEED)
     r = lv.evaluate_views(None, standardize.to(args.device), data, cfg, args.device)
     return {**r, "critic_steps": args.mi_steps}
+
+
+def check_config(args) -> None:
+    """Load the config a point will use (unknown keys, bad values, missing files fail here,
+    before any point runs)."""
+    from infomin import viewlearn
+    from infomin.pretrain.config import load_cfg
+
+    if args.knob in engine_knobs():
+        load_cfg(args.config_file, list(args.opts))
+    elif args.knob == "color_split":
+        viewlearn.load_cfg(args.color_config or None, list(args.opts))
 
 
 def _settings(args) -> dict:
@@ -223,7 +235,7 @@ def _patch_point(args, distance, root: str) -> dict:
     from torch.utils.data import DataLoader
     from torchvision.datasets import ImageFolder
 
-    from infomin.pretrain.learn_views import linear_probe
+    from infomin.viewlearn import linear_probe
     from infomin.views import build_eval_transform
 
     split = lambda name, tf=None: ImageFolder(os.path.join(root, name), transform=tf)
@@ -335,55 +347,3 @@ def write_outputs(rows: list[dict], out: Path, knob: str) -> None:
     fig.tight_layout()
     atomic_write_path(out / "sweep.png", lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infomin-view-sweep", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="",
-                   help="pretraining config for the engine knobs: a YAML file or a packaged name "
-                        "(pretrain/*.yaml, views/*.yaml)")
-    p.add_argument("--color-config", default="", help="learn-views config for --knob color_split")
-    p.add_argument("--knob", required=True, choices=knobs())
-    p.add_argument("--values", required=True, help="comma-separated, e.g. 0.08,0.2,0.4 or RGB,Lab,YDbDr")
-    p.add_argument("--output-dir", default="output/view_sweep")
-    p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--patch-size", type=int, default=16, help="patch_distance: patch side in px")
-    p.add_argument("--patch-image-size", type=int, default=0,
-                   help="patch_distance: resize the shorter image side to this first (0 = as stored)")
-    g = p.add_argument_group("I_NCE critic (identical for every value)")
-    g.add_argument("--mi-steps", type=int, default=300)
-    g.add_argument("--mi-batch", type=int, default=64, help="in-batch K")
-    g.add_argument("--mi-lr", type=float, default=1e-3)
-    g.add_argument("--mi-arch", default="resnet18")
-    g.add_argument("--mi-width", type=float, default=0.25)
-    g.add_argument("--mi-temperature", type=float, default=0.1)
-    g.add_argument("--mi-eval-batches", type=int, default=10)
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides of the config")
-    return p
-
-
-def main(argv=None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    try:
-        parse_values(args.knob, args.values)
-        if args.knob in engine_knobs() and not args.config_file:
-            raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
-                             "(e.g. views/sweep_moco_R18_tiny.yaml)")
-        if args.data and not os.path.isdir(os.path.join(args.data, "train")):
-            raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
-    except ValueError as err:
-        p.error(str(err))
-    try:
-        rows = sweep(args)
-    except SweepSettingsError as err:
-        p.error(str(err))
-    print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

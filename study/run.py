@@ -25,7 +25,7 @@ from pathlib import Path
 from infomin.atomic import atomic_write_text
 from infomin.configs import get_config_file
 
-__all__ = ["STAGES", "INITS", "TASKS", "PAPER", "QUICK", "run_demo", "resolve_device"]
+__all__ = ["STAGES", "INITS", "TASKS", "PAPER", "QUICK", "run_demo"]
 
 INITS = ("infomin", "supervised", "random")
 TASKS = ("voc", "coco")
@@ -89,19 +89,6 @@ def _config_chain_digest(path: Path) -> str:
         base = (yaml.safe_load(text) or {}).get("_BASE_")
         path = (path.parent / base).resolve() if base else None
     return _digest(parts)
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu "
-                         "or --device auto.")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}.")
-    return name
 
 
 @dataclass
@@ -387,7 +374,9 @@ def run_demo(output, *, quick=False, device="auto", seed=0, stage=None) -> dict:
 
     if stage is not None and stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
-    ctx = Context(Path(output).resolve(), bool(quick), resolve_device(device), int(seed))
+    from infomin.device import resolve_device
+
+    ctx = Context(Path(output).resolve(), bool(quick), str(resolve_device(device, "--device")), int(seed))
     ctx.output.mkdir(parents=True, exist_ok=True)
     if stage is not None:
         for name in STAGES[:STAGES.index(stage)]:  # earlier results, from their markers only

@@ -141,3 +141,21 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "d", overrides=SMALL, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_imagefolder_is_generates_imagefolder_part(data, tmp_path):
+    """Oracle: `generate`'s own imagefolder/ tree; a smaller class count keeps the same images of
+    the classes it has, read back by torchvision's ImageFolder."""
+    from torchvision.datasets import ImageFolder
+
+    from infomin.datasets import write_imagefolder
+
+    full = write_imagefolder(tmp_path / "full", seed=3, train_per_class=SMALL["cls_train"],
+                             val_per_class=SMALL["cls_val"], size=builtin.SCALES["quick"]["cls_size"])
+    assert _digest(full) == _digest(Path(data.imagefolder_train).parent)
+    two = write_imagefolder(tmp_path / "two", seed=3, train_per_class=3, val_per_class=1, size=32, num_classes=2)
+    train, val = ImageFolder(os.path.join(two, "train")), ImageFolder(os.path.join(two, "val"))
+    assert train.classes == sorted(CLASSES[:2]) and len(train) == 6 and len(val) == 2
+    assert {Image.open(p).size for p, _ in train.samples} == {(32, 32)}
+    with pytest.raises(ValueError, match="num_classes must be 1..5"):
+        write_imagefolder(tmp_path / "x", num_classes=6)

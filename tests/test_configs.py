@@ -67,15 +67,17 @@ def test_an_existing_file_wins_over_a_packaged_name(tmp_path, monkeypatch):
 
 
 def test_every_tool_loads_a_packaged_name(tmp_path, monkeypatch):
+    from infomin import viewlearn as learn_views
     from infomin.detection import train_net
-    from infomin.pretrain import config as pretrain_config, learn_views
+    from infomin.detection.cli import train_net as train_net_cli
+    from infomin.pretrain import config as pretrain_config
 
     monkeypatch.chdir(tmp_path)  # no configs/ here: only the package can answer
     for name in (TINY, "views/sweep_moco_R18_tiny.yaml", "study/pretrain_infomin_R18.yaml"):
         assert pretrain_config.load_cfg(name).dump() == pretrain_config.load_cfg(_checkout(name)).dump()
     name = "views/stl10_semi_vp_RGB.yaml"
     assert learn_views.load_cfg(name).dump() == learn_views.load_cfg(_checkout(name)).dump()
-    args = train_net.build_parser().parse_args(["--config-file", C4_VOC, "MODEL.DEVICE", "cpu"])
+    args = train_net_cli.build_parser().parse_args(["--config-file", C4_VOC, "MODEL.DEVICE", "cpu"])
     direct = get_cfg()
     direct.merge_from_file(_checkout(C4_VOC))
     direct.merge_from_list(["MODEL.DEVICE", "cpu"])
@@ -83,8 +85,9 @@ def test_every_tool_loads_a_packaged_name(tmp_path, monkeypatch):
 
 
 def test_every_tool_reports_a_misspelt_name(tmp_path, monkeypatch, capsys):
-    from infomin.detection import train_net
-    from infomin.pretrain import cli as pretrain_cli, learn_views, linear_eval
+    from infomin.cli import learn_views
+    from infomin.detection.cli import train_net
+    from infomin.pretrain.cli import linear_eval, pretrain as pretrain_cli
 
     monkeypatch.chdir(tmp_path)
     typo = "pretrain/infomin_R18_tny.yaml"

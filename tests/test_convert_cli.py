@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from infomin.convert import convert_checkpoint
-from infomin.convert.cli import main
+from infomin.cli.convert_pretrained import main
 
 from _convert_helpers import random_resnet, save_checkpoint
 

@@ -1,4 +1,4 @@
-"""`infomin-demo --quick` (`tools/demo.py`, `infomin.study.cli`): the whole study runs end to end,
+"""`infomin-demo --quick` (`tools/demo.py`, `infomin.study.cli.demo`): the whole study runs end to end,
 writes its report, and reuses stages.
 
 Oracles: the stage markers and files the run leaves, PIL for the PNGs, Detectron2's own log line
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from infomin.study import cli, run
+from infomin.study import run
+from infomin.study.cli import demo as cli
 
 
 @pytest.fixture(scope="module")

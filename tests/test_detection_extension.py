@@ -17,7 +17,7 @@ from infomin.detection import (
     register_coco_folder, register_voc_folder, voc_class_names,
 )
 from infomin.detection.datasets import VOC_CLASS_NAMES
-from infomin.detection.train_net import main
+from infomin.detection.cli.train_net import main
 from infomin.detection.trainer import check_amp
 from _detection_helpers import TINY_MODEL, make_detection_data
 

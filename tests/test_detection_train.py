@@ -9,7 +9,8 @@ import pytest
 from detectron2.engine import hooks
 
 from infomin.detection import Res5ROIHeadsExtraNorm, register_coco_folder, register_voc_folder
-from infomin.detection.train_net import build_parser, run
+from infomin.detection.cli.train_net import build_parser
+from infomin.detection.train_net import run
 from _detection_helpers import TINY_MODEL, TINY_RUN, make_detection_data
 
 

@@ -39,7 +39,7 @@ import torch.multiprocessing as mp
 
 import infomin.pretrain.build as build
 from infomin.pretrain.config import load_cfg
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 from infomin.pretrain.engine import run_pretraining
 
 from _methods_helpers import free_port
@@ -85,7 +85,7 @@ def _worker(rank, port, opts, out):
 @pytest.fixture(scope="module")
 def states(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
-    root = make_generated_imagefolder(str(tmp / "data"), num_classes=4, train_per_class=4, val_per_class=1,
+    root = write_imagefolder(str(tmp / "data"), num_classes=4, train_per_class=4, val_per_class=1,
                                       size=48)
     load = lambda p: torch.load(p, map_location="cpu", weights_only=True)  # noqa: E731
 

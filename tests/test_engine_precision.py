@@ -11,7 +11,7 @@ import torch
 
 import infomin.pretrain.build as build
 from infomin.pretrain.config import load_cfg
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 from infomin.pretrain.engine import run_pretraining
 
 from _pretrain_helpers import TINY, one_thread, tiny_opts
@@ -19,7 +19,7 @@ from _pretrain_helpers import TINY, one_thread, tiny_opts
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
                                       train_per_class=4, val_per_class=1, size=48)
 
 

@@ -72,7 +72,7 @@ def test_quick_study_runs_from_the_installed_package(installed):
     target, elsewhere, env = installed
     out = elsewhere / "study"
     code = ("import json, sys\n"
-            "from infomin.study.cli import main\n"
+            "from infomin.study.cli.demo import main\n"
             "code = main(sys.argv[1:])\n"
             "files = {n: m.__file__ for n, m in sys.modules.items() if n.startswith('infomin')}\n"
             "print('MODULES ' + json.dumps(files))\n"

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torchvision.datasets import STL10
 
-from infomin.pretrain import learn_views as lv
+from infomin import viewlearn as lv
+from infomin.cli import learn_views as lv_cli
 
 
 def _write_split(folder, name, images, labels=None):
@@ -52,7 +53,7 @@ def test_stl10_layout_is_detected_and_read_in_the_right_orientation(stl10_root):
 def test_learn_views_runs_on_stl10(stl10_root, tmp_path):
     root, _ = stl10_root
     out = tmp_path / "out"
-    assert lv.main(["DATA.ROOT", str(root), "OUTPUT_DIR", str(out), "LEARN.MODE", "semi",
+    assert lv_cli.main(["DATA.ROOT", str(root), "OUTPUT_DIR", str(out), "LEARN.MODE", "semi",
                     "LEARN.STEPS", "2", "EVAL.STEPS", "2", "DATA.IMAGE_SIZE", "16", "LEARN.WIDTH", "0.125",
                     "EVAL.WIDTH", "0.125", "LEARN.BATCH_SIZE", "4", "LEARN.LABELED_BATCH_SIZE", "2",
                     "EVAL.BATCH_SIZE", "4", "DATA.NUM_WORKERS", "0", "EVAL.PROBE_EPOCHS", "1",

@@ -21,7 +21,7 @@ from infomin.methods import (
 from infomin.models import build_encoder
 from infomin.pretrain.checkpoint import load_checkpoint
 from infomin.pretrain.config import get_cfg, load_cfg
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 from infomin.pretrain.engine import run_pretraining
 from infomin.pretrain.linear_eval import run_linear_eval
 
@@ -130,7 +130,7 @@ def test_a_setting_that_collides_with_a_config_key_is_refused():
 
 
 def test_a_toy_method_trains_through_the_engine_with_its_own_setting(toy, tmp_path):
-    root = make_generated_imagefolder(str(tmp_path / "data"), num_classes=2, train_per_class=8,
+    root = write_imagefolder(str(tmp_path / "data"), num_classes=2, train_per_class=8,
                                       val_per_class=4, size=48)
     yaml = tmp_path / "toy_R18.yaml"  # what a new method's configs/pretrain/<name>_*.yaml holds
     yaml.write_text(f"_BASE_: {BASE}\nMODEL:\n  METHOD: Toy\n  ARCH: resnet18\n  WIDTH: 0.25\n")

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from infomin import mi
+from infomin.cli import estimate_mi
 
 
 
@@ -134,7 +135,7 @@ def test_command_compares_policies_with_one_budget(tmp_path, capsys):
             folder.mkdir(parents=True, exist_ok=True)
             im.save(folder / f"{i}.png")
     out = tmp_path / "out"
-    assert mi.main(["--data", str(tmp_path / "data"), "--policy", "A,D", "--image-size", "24", "--steps", "2",
+    assert estimate_mi.main(["--data", str(tmp_path / "data"), "--policy", "A,D", "--image-size", "24", "--steps", "2",
                     "--batch-size", "4", "--eval-batches", "2", "--arch", "convnet", "--width", "0.25",
                     "--workers", "0", "--output-dir", str(out)]) == 0
     saved = json.loads((out / "estimates.json").read_text())["estimates"]
@@ -145,4 +146,4 @@ def test_command_compares_policies_with_one_budget(tmp_path, capsys):
     assert (out / "estimates.png").read_bytes()[:4] == b"\x89PNG"
     assert "K = 4 (in-batch)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        mi.main(["--data", str(tmp_path / "data"), "--policy", "Z"])
+        estimate_mi.main(["--data", str(tmp_path / "data"), "--policy", "Z"])

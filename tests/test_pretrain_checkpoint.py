@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from infomin.atomic import atomic_torch_save
 from infomin.pretrain import checkpoint as ck
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint_00000010.pth"
-    ck.atomic_torch_save({"x": torch.ones(3)}, str(path))
+    atomic_torch_save(str(path), {"x": torch.ones(3)})
     real_save = torch.save
 
     def dying_save(obj, f, *a, **k):
@@ -21,7 +22,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
 
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        ck.atomic_torch_save({"x": torch.zeros(3)}, str(path))
+        atomic_torch_save(str(path), {"x": torch.zeros(3)})
     monkeypatch.setattr(torch, "save", real_save)
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
     assert os.listdir(tmp_path) == [path.name]
@@ -44,7 +45,7 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     np.random.seed(2)
     random.seed(3)
     np.random.normal()  # leaves a cached gaussian in numpy's state
-    ck.atomic_torch_save({"rng": ck.rng_state()}, str(tmp_path / "r.pth"))
+    atomic_torch_save(str(tmp_path / "r.pth"), {"rng": ck.rng_state()})
     want = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)], np.random.normal())
     torch.manual_seed(99)
     np.random.seed(99)

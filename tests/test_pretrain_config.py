@@ -6,7 +6,7 @@ import pytest
 
 from infomin.methods import METHOD_DEFAULTS, METHOD_VIEWS
 from infomin.pretrain import build
-from infomin.pretrain.cli import main as pretrain_main
+from infomin.pretrain.cli.pretrain import main as pretrain_main
 from infomin.pretrain.config import get_cfg, load_cfg
 
 from _pretrain_helpers import REPO
@@ -88,7 +88,7 @@ def test_numbers_are_read_the_way_people_write_them():
 
 
 def test_cli_flags_may_follow_the_opts():
-    from infomin.pretrain.cli import build_parser, parse_args
+    from infomin.pretrain.cli.common import build_parser, parse_args
 
     args = parse_args(build_parser(""), ["--config-file", "a.yaml", "DATA.ROOT", "/x",
                                          "SOLVER.WARMUP_EPOCHS", "-1", "--resume", "auto"])
@@ -96,7 +96,7 @@ def test_cli_flags_may_follow_the_opts():
 
 
 def test_output_dir_flag_and_a_different_opt_is_an_error_not_a_guess():
-    from infomin.pretrain.cli import merge_output_dir
+    from infomin.pretrain.cli.common import merge_output_dir
 
     assert merge_output_dir(["A", "1"], "/o") == ["A", "1", "OUTPUT_DIR", "/o"]
     with pytest.raises(SystemExit, match="contradicts"):

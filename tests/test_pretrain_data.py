@@ -9,14 +9,15 @@ import torch
 from infomin.pretrain.build import build_train_transform
 from infomin.pretrain.config import load_cfg
 from infomin.pretrain.data import (BadImageError, BadImageTracker, ResumableSampler, RobustImageFolder,
-                                   WorkerSeeder, build_loader, make_generated_imagefolder)
+                                   WorkerSeeder, build_loader)
+from infomin.datasets import write_imagefolder
 
 from _pretrain_helpers import TINY, tiny_opts
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
                                       train_per_class=4, val_per_class=2, size=40)
 
 
@@ -37,12 +38,13 @@ def test_missing_root_and_split_say_what_layout_is_expected(tmp_path):
 
 
 def test_corrupt_and_truncated_images_are_reported_by_path_then_stop(tmp_path, transform):
-    root = make_generated_imagefolder(str(tmp_path), num_classes=2, train_per_class=3, val_per_class=1, size=40)
-    good = tmp_path / "train" / "class_00" / "img_0000.JPEG"
+    root = write_imagefolder(str(tmp_path), num_classes=2, train_per_class=3, val_per_class=1, size=40)
+    first, second = (sorted(p.iterdir()) for p in sorted((tmp_path / "train").iterdir()))
+    good = first[0]
     data = good.read_bytes()
-    truncated = tmp_path / "train" / "class_00" / "img_0001.JPEG"
+    truncated = first[1]
     truncated.write_bytes(data[: len(data) // 2])
-    garbage = tmp_path / "train" / "class_01" / "img_0002.JPEG"
+    garbage = second[2]
     garbage.write_bytes(b"not an image at all")
     ds = RobustImageFolder(root, "train", transform)
     samples = [ds[i] for i in range(len(ds))]

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 
 from _pretrain_helpers import REPO, TINY, tiny_opts
 
@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def test_two_process_torchrun_run_learns(tmp_path):
-    root = make_generated_imagefolder(str(tmp_path / "data"), num_classes=4, train_per_class=4,
+    root = write_imagefolder(str(tmp_path / "data"), num_classes=4, train_per_class=4,
                                       val_per_class=3, size=64)
     out = tmp_path / "out"
     # 16 images, global batch 16 (8 per process), a one-batch queue and constant lr: each

@@ -14,9 +14,10 @@ import torch
 import torchvision
 
 from infomin.pretrain.checkpoint import FINAL_NAME, load_checkpoint
-from infomin.pretrain.cli import main as pretrain_main
+from infomin.pretrain.cli.pretrain import main as pretrain_main
 from infomin.pretrain.config import cfg_from_yaml_string, load_cfg
-from infomin.pretrain.data import BadImageError, make_generated_imagefolder
+from infomin.datasets import write_imagefolder
+from infomin.pretrain.data import BadImageError
 from infomin.pretrain.engine import run_pretraining
 from infomin.pretrain.knn import knn_accuracy
 from infomin.pretrain.linear_eval import run_linear_eval
@@ -26,7 +27,7 @@ from _pretrain_helpers import TINY, one_thread, tiny_opts
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=4,
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=4, class_colour=True,
                                       train_per_class=12, val_per_class=6, size=64)
 
 
@@ -141,7 +142,7 @@ def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path):
 
     bad_root = tmp_path / "data"
     shutil.copytree(root, bad_root)
-    corrupt = bad_root / "train" / "class_01" / "img_0003.JPEG"
+    corrupt = sorted(sorted((bad_root / "train").iterdir())[1].iterdir())[3]
     corrupt.write_bytes(corrupt.read_bytes()[:200])  # truncated
     with one_thread(), pytest.raises(BadImageError) as e:  # default limit: 0.1% of the images
         run_pretraining(load_cfg(TINY, tiny_opts(bad_root, tmp_path / "o2", "SOLVER.ITERS_PER_EPOCH", 3)))

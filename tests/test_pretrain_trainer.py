@@ -105,10 +105,10 @@ def test_the_optimizer_comes_from_the_config_and_an_unknown_one_is_refused(tmp_p
     with pytest.raises(ValueError, match=r"SOLVER.OPTIMIZER must be one of \('SGD', 'AdamW'\), got 'Adam'"):
         load_cfg(TINY, ["SOLVER.OPTIMIZER", "Adam"])
     # ... and it reaches the optimizer the engine trains with (Adam keeps exp_avg, SGD a momentum buffer)
-    from infomin.pretrain.data import make_generated_imagefolder
+    from infomin.datasets import write_imagefolder
     from infomin.pretrain.engine import run_pretraining
 
-    root = make_generated_imagefolder(str(tmp_path / "data"), num_classes=2, train_per_class=8, val_per_class=1)
+    root = write_imagefolder(str(tmp_path / "data"), num_classes=2, train_per_class=8, val_per_class=1)
     with one_thread():
         path = run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "out", "SOLVER.OPTIMIZER", "AdamW",
                                                         "SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 1)))

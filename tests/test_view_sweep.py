@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from infomin.pretrain import view_sweep
+from infomin.pretrain.cli import view_sweep as view_sweep_cli
 
 
 TINY = ["--config-file", "configs/views/sweep_moco_R18_tiny.yaml", "--mi-steps", "4", "--mi-batch", "8",
@@ -37,7 +38,7 @@ def test_sweep_two_values_writes_csv_plot_and_resumes(tmp_path, data_root, monke
     out = tmp_path / "sweep"
     argv = TINY + ["--knob", "crop_min", "--values", "0.2,0.8", "--data", data_root[0],
                    "--output-dir", str(out)] + ENGINE_OPTS
-    assert view_sweep.main(argv) == 0
+    assert view_sweep_cli.main(argv) == 0
     rows = _rows(out / "sweep.csv")
     assert [float(r["value"]) for r in rows] == [0.2, 0.8]
     for r in rows:
@@ -50,23 +51,23 @@ def test_sweep_two_values_writes_csv_plot_and_resumes(tmp_path, data_root, monke
     assert "CROP_MIN: 0.8" in (out / "crop_min=0.8" / "config.yaml").read_text()
     first = (out / "points" / "crop_min=0.2.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert view_sweep.main(argv) == 0  # resumed: nothing recomputed
+    assert view_sweep_cli.main(argv) == 0  # resumed: nothing recomputed
     assert capsys.readouterr().out.count("done earlier") == 2
     assert (out / "points" / "crop_min=0.2.json").stat().st_mtime_ns == first
     with pytest.raises(SystemExit):  # a changed budget must not reuse the finished points
-        view_sweep.main([a if a != "4" else "5" for a in argv])
+        view_sweep_cli.main([a if a != "4" else "5" for a in argv])
     assert "other settings (differs in ['mi_steps'])" in capsys.readouterr().err
 
 
 def test_bad_sweep_requests_fail_clearly(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        view_sweep.main(["--knob", "crop_min", "--values", "a,b", "--config-file", "x.yaml"])
+        view_sweep_cli.main(["--knob", "crop_min", "--values", "a,b", "--config-file", "x.yaml"])
     assert "must be numbers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        view_sweep.main(["--knob", "crop_min", "--values", "0.2"])
+        view_sweep_cli.main(["--knob", "crop_min", "--values", "0.2"])
     assert "--config-file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        view_sweep.main(["--knob", "crop_min", "--values", "0.2", "--config-file", "c.yaml",
+        view_sweep_cli.main(["--knob", "crop_min", "--values", "0.2", "--config-file", "c.yaml",
                          "--data", str(tmp_path)])
     assert "no train/" in capsys.readouterr().err
     assert view_sweep.parse_values("color_split", "RGB, Lab") == ["RGB", "Lab"]
@@ -78,7 +79,7 @@ def test_color_split_point(tmp_path, data_root):
             "--mi-steps", "3", "--mi-batch", "8", "--mi-eval-batches", "1", "--mi-arch", "convnet",
             "--mi-width", "0.25", "--device", "cpu", "DATA.IMAGE_SIZE", "16", "DATA.NUM_WORKERS", "0",
             "EVAL.PROBE_EPOCHS", "2", "EVAL.HELDOUT_FRACTION", "0.4"]
-    assert view_sweep.main(argv) == 0
+    assert view_sweep_cli.main(argv) == 0
     row = json.loads((out / "points" / "color_split=YDbDr.json").read_text())
     assert row["value"] == "YDbDr" and row["k"] == 8 and 0 <= row["accuracy"] <= 100
 
@@ -111,7 +112,7 @@ def test_patch_distance_point(tmp_path, data_root):
     argv = ["--knob", "patch_distance", "--values", "4", "--data", data_root[0], "--output-dir", str(out),
             "--patch-size", "16", "--mi-steps", "2", "--mi-batch", "8", "--mi-eval-batches", "1",
             "--mi-arch", "convnet", "--mi-width", "0.25", "--device", "cpu"]
-    assert view_sweep.main(argv) == 0
+    assert view_sweep_cli.main(argv) == 0
     row = _rows(out / "sweep.csv")[0]
     assert row["knob"] == "patch_distance" and float(row["value"]) == 4.0 and int(row["k"]) == 8
 
@@ -121,7 +122,7 @@ def test_paper_protocol_configs_load_as_stated():
     from pathlib import Path
 
     from infomin.pretrain.config import load_cfg
-    from infomin.pretrain.learn_views import load_cfg as load_views_cfg
+    from infomin.viewlearn import load_cfg as load_views_cfg
 
     here = Path(__file__).resolve().parents[1] / "configs" / "views"
     for name in ("sweep_crop_min_moco_R50_100ep.yaml", "sweep_jitter_moco_R50_100ep.yaml"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from infomin import mi
-from infomin.pretrain.learn_views import learn_views
+from infomin.viewlearn import learn_views
 from infomin.viewgen import AdditiveCoupling, AffineCoupling, FlowViewGenerator
 
 
@@ -120,7 +120,8 @@ def test_learn_views_command_writes_generator_summary_and_figure(tmp_path):
 
     from PIL import Image
 
-    from infomin.pretrain import learn_views as lv
+    from infomin import viewlearn as lv
+    from infomin.cli import learn_views as lv_cli
 
     g = torch.Generator().manual_seed(0)
     for split, n in (("train", 24), ("val", 8)):
@@ -129,7 +130,7 @@ def test_learn_views_command_writes_generator_summary_and_figure(tmp_path):
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray((torch.rand(20, 20, 3, generator=g) * 255).byte().numpy()).save(folder / f"{i}.png")
     out = tmp_path / "out"
-    assert lv.main(["DATA.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(out), "LEARN.MODE", "semi",
+    assert lv_cli.main(["DATA.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(out), "LEARN.MODE", "semi",
                     "GENERATOR.KIND", "nvp", "DATA.COLOR_SPACE", "YDbDr", "LEARN.STEPS", "3",
                     "EVAL.STEPS", "2", "DATA.IMAGE_SIZE", "12", "LEARN.WIDTH", "0.125", "EVAL.WIDTH", "0.125",
                     "LEARN.BATCH_SIZE", "4", "LEARN.LABELED_BATCH_SIZE", "2", "EVAL.BATCH_SIZE", "4",
@@ -147,6 +148,6 @@ def test_learn_views_command_writes_generator_summary_and_figure(tmp_path):
     rows = (out / "history.csv").read_text().splitlines()
     assert rows[0] == "step,i_nce,ce" and len(rows) == 4
     with pytest.raises(SystemExit):
-        lv.main(["LEARN.MODE", "adversarial"])
+        lv_cli.main(["LEARN.MODE", "adversarial"])
     with pytest.raises(SystemExit):
-        lv.main(["DATA.ROOT", str(tmp_path / "missing")])
+        lv_cli.main(["DATA.ROOT", str(tmp_path / "missing")])

@@ -110,7 +110,7 @@ def test_registered_knob_reaches_the_stage_and_the_tools(invert_stage):
     assert all(t.sample_view(Image.new("RGB", (50, 40))).stages["invert"] for _ in range(5))
     with pytest.raises(ValueError, match="invert_prob=1.5 is not a probability"):
         apply_overrides(base, invert_prob=1.5)
-    from infomin.mi import add_view_knob_options
+    from infomin.cli.estimate_mi import add_view_knob_options
 
     parser = argparse.ArgumentParser()
     assert "invert_prob" in add_view_knob_options(parser)

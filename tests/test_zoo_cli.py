@@ -9,7 +9,7 @@ from detectron2.config import get_cfg
 from _zoo_helpers import (ZooServer, checkpoint_bytes, closed_port_url, entry, resnet18_pycontrast,
                           sha256, write_catalog)
 from infomin.zoo.catalog import DEFAULT_CATALOG
-from infomin.zoo.cli import main
+from infomin.cli.model_zoo import main
 
 
 @pytest.fixture(scope="module")

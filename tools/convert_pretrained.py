@@ -5,7 +5,7 @@ Same as the `infomin-convert-pretrained` console script; see docs/converter.md.
 """
 import sys
 
-from infomin.convert.cli import main
+from infomin.cli.convert_pretrained import main
 
 if __name__ == "__main__":
     sys.exit(main())

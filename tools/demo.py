@@ -2,7 +2,7 @@
 """`make demo`: the whole InfoMin study on built-in data (see docs/demo.md, --help)."""
 import sys
 
-from infomin.study.cli import main
+from infomin.study.cli.demo import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 """Linear evaluation of a pretraining checkpoint: see docs/pretraining.md. Same as `infomin-linear-eval`."""
 import sys
 
-from infomin.pretrain.linear_eval import main
+from infomin.pretrain.cli.linear_eval import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""List, download (verified) and convert published checkpoints: see `infomin.zoo.cli`."""
+"""List, download (verified) and convert published checkpoints: see `infomin.cli.model_zoo`."""
 import sys
 
-from infomin.zoo.cli import main
+from infomin.cli.model_zoo import main
 
 if __name__ == "__main__":
     sys.exit(main())

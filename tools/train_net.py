@@ -6,7 +6,7 @@
 """
 import sys
 
-from infomin.detection.train_net import main
+from infomin.detection.cli.train_net import main
 
 if __name__ == "__main__":
     sys.exit(main())

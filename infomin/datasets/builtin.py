@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CLASSES", "SCALES", "GENERATOR_VERSION", "BuiltinData", "generate", "render_scene"]
+__all__ = ["CLASSES", "SCALES", "GENERATOR_VERSION", "BuiltinData", "generate", "render_scene",
+           "write_imagefolder", "builtin_imagefolder"]
 
 GENERATOR_VERSION = 1
 CLASSES = ("ellipse", "rectangle", "triangle", "star", "cross")
@@ -97,7 +98,10 @@ def _photos() -> list[np.ndarray]:
 
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    hue, sat, val = rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0)
+    return _hsv_colour(rng.random(), rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0))
+
+
+def _hsv_colour(hue: float, sat: float, val: float) -> np.ndarray:
     i, f = int(hue * 6) % 6, hue * 6 - int(hue * 6)
     p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
     rgb = [(val, t, p), (q, val, p), (p, val, t), (p, q, val), (t, p, val), (val, p, q)][i]
@@ -252,32 +256,52 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def _write_imagefolder(out: Path, seed: int, cfg: dict, progress) -> None:
-    for split, per_class in (("train", cfg["cls_train"]), ("val", cfg["cls_val"])):
-        for name in CLASSES:
+    write_imagefolder(out, seed=seed, train_per_class=cfg["cls_train"], val_per_class=cfg["cls_val"],
+                      size=cfg["cls_size"], progress=progress)
+
+
+def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class: int = 12,
+                      val_per_class: int = 4, size: int = 64, num_classes: int = len(CLASSES),
+                      class_colour: bool = False, progress=None) -> str:
+    """Write only the ImageFolder part (`root/{train,val}/<class>/*.jpg`, the first `num_classes`
+    of CLASSES) at any size: what `generate` writes under `imagefolder/`, and what tests and smoke
+    runs use when they need a few images in seconds (`class_colour=True`: each class's shape in its
+    own hue, learnable in a few iterations). Returns `root`."""
+    if not 1 <= num_classes <= len(CLASSES):
+        raise ValueError(f"num_classes must be 1..{len(CLASSES)} (the built-in shapes), got {num_classes}")
+    out = Path(root)
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for name in CLASSES[:num_classes]:
             (out / split / name).mkdir(parents=True, exist_ok=True)
-        counts = dict.fromkeys(range(len(CLASSES)), 0)
+        counts = dict.fromkeys(range(num_classes), 0)
         index = 0
         while min(counts.values()) < per_class:
             rng = _rng(seed, "cls-" + split, index)
             index += 1
-            target = index % len(CLASSES)
+            target = index % num_classes
             if counts[target] >= per_class:
                 continue
             # The dominant shape is drawn first and may be partly covered by a smaller one.
-            image = _render_centred(rng, cfg["cls_size"], target)
+            image = _render_centred(rng, size, target, class_colour)
             _save_jpeg(image, out / split / CLASSES[target] / f"{split}_{index:06d}.jpg")
             counts[target] += 1
-            progress(1)
+            if progress is not None:
+                progress(1)
+    return str(root)
 
 
-def _render_centred(rng: np.random.Generator, size: int, target: int):
-    """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder."""
-    image = _background(rng, size)
+def _render_centred(rng: np.random.Generator, size: int, target: int, class_colour: bool = False):
+    """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder.
+    `class_colour`: the shape is painted in its class's own hue over a plain grey background
+    (classes a linear probe on barely trained features separates, for smoke tests) instead of a
+    random texture over a photo or pattern."""
+    image = np.full((size, size, 3), 128.0) if class_colour else _background(rng, size)
     radius = rng.uniform(0.28, 0.42) * size
     centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
     mask = _shape_mask(CLASSES[target], rng, size, centre, radius)
     kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise")
-    image = np.where(mask[..., None], _texture(rng, size, kinds), image)
+    fill = _hsv_colour(target / len(CLASSES), 1.0, 1.0) if class_colour else _texture(rng, size, kinds)
+    image = np.where(mask[..., None], fill, image)
     if rng.random() < 0.4:
         other = int(rng.integers(len(CLASSES)))
         small = _shape_mask(CLASSES[other], rng, size, rng.uniform(0, size, 2),
@@ -465,3 +489,11 @@ def generate(root: str | os.PathLike, seed: int = 0, scale: str = "quick", *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuiltinData.at(root)
+
+
+def builtin_imagefolder(folder: str | os.PathLike, seed: int = 0) -> str:
+    """ImageFolder root (train/, val/) of the built-in data at its "full" scale (800 train / 200 val
+    images, enough for held-out batches of 64), for the view tools run without data; its
+    detection part is cut to a token size."""
+    data = generate(folder, seed=seed, scale="full", overrides={"det_train": 2, "det_test": 2}, progress=False)
+    return str(Path(data.imagefolder_train).parent)

@@ -18,9 +18,9 @@ import sys
 
 import yaml
 
-from .catalog import CatalogError, UnknownModelError, ZooEntry, get_entry, load_catalog
-from .download import ZooError, cache_root, checkpoint_path, fetch, import_file
-from .weights import converted_path, ensure_converted
+from infomin.zoo.catalog import CatalogError, UnknownModelError, ZooEntry, get_entry, load_catalog
+from infomin.zoo.download import ZooError, cache_root, checkpoint_path, fetch, import_file
+from infomin.zoo.weights import converted_path, ensure_converted
 
 _DET_SHORT = {
     "coco_mask_rcnn_r50_fpn_1x": "COCO FPN-1x", "coco_mask_rcnn_r50_fpn_2x": "COCO FPN-2x",

@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .convert import convert_checkpoint
-from .errors import ConversionError
-from .formats import FORMATS
+from infomin.convert import FORMATS, ConversionError, convert_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from .run import STAGES, run_demo
+from ..run import STAGES, run_demo
 
 __all__ = ["build_parser", "main"]
 

@@ -18,24 +18,23 @@ Without ``DATA.ROOT`` the built-in data set is generated under the output folder
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from fvcore.common.config import CfgNode
 from torch import nn
 
-from infomin import mi
-from infomin.atomic import atomic_file, atomic_write_path, atomic_write_text
-from infomin.configs import resolve_config_file
+from infomin import config, mi
+from infomin.atomic import atomic_torch_save, atomic_write_path, atomic_write_text
+from infomin.config import CfgNode
+from infomin.datasets import builtin_imagefolder
+from infomin.device import resolve_device
 from infomin.viewgen import FlowViewGenerator
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
-           "evaluate_views", "linear_probe", "save_generator", "load_generator", "run", "main"]
+           "evaluate_views", "linear_probe", "save_generator", "load_generator", "run"]
 
 MODES = ("unsupervised", "semi", "supervised")
 
@@ -89,16 +88,8 @@ def get_cfg() -> CfgNode:
 
 
 def load_cfg(config_file: str | None = None, opts: list[str] | None = None) -> CfgNode:
-    cfg = get_cfg()
-    if config_file:
-        cfg.merge_from_file(resolve_config_file(config_file))
-    if opts:
-        if len(opts) % 2:
-            raise ValueError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
-        cfg.merge_from_list(opts)
-    _validate(cfg)
-    cfg.freeze()
-    return cfg
+    """Defaults <- YAML file or packaged name (views/*.yaml) <- KEY VALUE opts; returned frozen."""
+    return config.load_cfg(get_cfg, config_file, opts, _validate)
 
 
 def _validate(cfg: CfgNode):
@@ -155,7 +146,7 @@ def build_data(cfg) -> ViewData:
     train_tf, test_tf = _transforms(cfg)
     root = Path(cfg.DATA.ROOT) if cfg.DATA.ROOT else None
     if root is None:
-        root = Path(mi.builtin_imagefolder(Path(cfg.OUTPUT_DIR) / "builtin_data", cfg.SEED))
+        root = Path(builtin_imagefolder(Path(cfg.OUTPUT_DIR) / "builtin_data", cfg.SEED))
     fmt = cfg.DATA.FORMAT
     if fmt == "auto":
         fmt = "stl10" if (root / "stl10_binary").is_dir() else "imagefolder"
@@ -344,17 +335,12 @@ def evaluate_views(generator, standardize, data: ViewData, cfg, device="cpu") ->
 
 
 # ------------------------------------------------------------------------------------ outputs
-def _write_text(path: Path, text: str):
-    atomic_write_text(path, text)
-
-
 def save_generator(path, generator: FlowViewGenerator, standardize: Standardize, cfg) -> None:
     state = {"format": "infomin.viewgen", "kind": generator.kind, "blocks": len(generator.blocks),
              "color_space": generator.color_space, "hidden": cfg.GENERATOR.HIDDEN,
              "layers": cfg.GENERATOR.LAYERS, "generator": generator.state_dict(),
              "standardize": standardize.state_dict(), "config": cfg.dump()}
-    with atomic_file(path) as f:
-        torch.save(state, f)
+    atomic_torch_save(path, state)
 
 
 def load_generator(path) -> tuple[FlowViewGenerator, Standardize]:
@@ -395,17 +381,11 @@ def _plot(path: Path, history, results: dict, title: str):
     plt.close(fig)
 
 
-def _device(name: str):
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def run(cfg) -> dict:
     """Learn views, evaluate learned and raw splits, write outputs; returns the summary dict."""
     from torch.utils.data import DataLoader
 
-    out, device = Path(cfg.OUTPUT_DIR), _device(cfg.DEVICE)
+    out, device = Path(cfg.OUTPUT_DIR), resolve_device(cfg.DEVICE, "DEVICE")
     torch.manual_seed(cfg.SEED)
     data = build_data(cfg)
     standardize = Standardize.measure(data.unlabeled, cfg.DATA.STAT_IMAGES, cfg.SEED).to(device)
@@ -433,13 +413,13 @@ def run(cfg) -> dict:
         info_weight=lcfg.INFO_WEIGHT, cls_weight=lcfg.CLS_WEIGHT, classifier_arch=lcfg.ARCH,
         classifier_width=lcfg.WIDTH, device=device)
     save_generator(out / "generator.pt", generator, standardize, cfg)
-    _write_text(out / "history.csv", _csv(history))
+    atomic_write_text(out / "history.csv", _csv(history))
     results = {f"learned ({lcfg.MODE}, {g.KIND})": evaluate_views(generator, standardize, data, cfg, device)}
     if cfg.EVAL.COMPARE_RAW:
         results[f"raw {cfg.DATA.COLOR_SPACE}"] = evaluate_views(None, standardize, data, cfg, device)
     summary = {"color_space": cfg.DATA.COLOR_SPACE, "mode": lcfg.MODE, "flow": g.KIND,
                "results": results, "max_roundtrip_error": _roundtrip_error(generator, data, standardize, device)}
-    _write_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     _plot(out / "view_learning.png", history, results,
           f"{cfg.DATA.COLOR_SPACE} -> {g.KIND} flow, {lcfg.MODE}, {lcfg.STEPS} steps")
     return summary
@@ -468,28 +448,3 @@ def _csv(rows: list[dict]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="infomin-learn-views", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="", help="a YAML file, or a packaged config name (views/*.yaml)")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides, e.g. LEARN.MODE semi")
-    args = p.parse_args(argv)
-    try:
-        cfg = load_cfg(args.config_file or None, args.opts)
-        if cfg.DATA.ROOT and not os.path.isdir(cfg.DATA.ROOT):
-            raise FileNotFoundError(f"DATA.ROOT {cfg.DATA.ROOT} is not a folder: give an STL-10 root "
-                                    "(with stl10_binary/) or an ImageFolder root (train/, val/)")
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        p.error(str(err))
-    summary = run(cfg)
-    for name, r in summary["results"].items():
-        print(f"{name:32s} I_NCE {r['i_nce']:.3f} ± {r['i_nce_std']:.3f} nats (K={r['k']}, log K={r['log_k']:.2f})"
-              f"   linear probe {r['accuracy']:.1f}%")
-    print(f"outputs in {cfg.OUTPUT_DIR}: generator.pt, history.csv, summary.json, view_learning.png")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

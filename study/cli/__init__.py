@@ -1,0 +1,1 @@
+"""The study's command, `demo` (infomin-demo, `make demo`, tools/demo.py)."""

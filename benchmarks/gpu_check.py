@@ -44,7 +44,7 @@ BENCH_STEP = REPO / "benchmarks" / "bench_step.py"
 BENCH_LOADER = REPO / "benchmarks" / "bench_loader.py"
 BENCH_COCO_EVAL = REPO / "benchmarks" / "bench_coco_eval.py"
 PRETRAIN_CONFIG = REPO / "configs" / "pretrain" / "infomin_R18_tiny.yaml"
-DETECTION_CONFIG = REPO / "configs" / "coco" / "mask_rcnn_R50_FPN_1x_coco_random.yaml"
+DETECTION_CONFIG = REPO / "configs" / "detection" / "coco" / "mask_rcnn_R50_FPN_1x_coco_random.yaml"
 TRAIN_NET = REPO / "tools" / "train_net.py"
 DEMO = REPO / "tools" / "demo.py"
 
@@ -397,7 +397,7 @@ def run_all(runner: Runner, python: str, args, mode: dict, work: Path) -> None:
     workers = 0 if args.tiny else min(8, os.cpu_count() or 1)
     for precision in ("fp32", "bf16"):
         run_dir = work / f"pretrain_{precision}"
-        cmd = [python, "-m", "infomin.pretrain.cli", "--config-file", PRETRAIN_CONFIG,
+        cmd = [python, "-m", "infomin.pretrain.cli.pretrain", "--config-file", PRETRAIN_CONFIG,
                "OUTPUT_DIR", run_dir, "DATA.ROOT", data / "imagefolder", "SEED", str(args.seed),
                "MODEL.DEVICE", dev, "MODEL.PRECISION", precision, "DATA.NUM_WORKERS", str(workers),
                "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.ITERS_PER_EPOCH", str(per_epoch),

@@ -35,6 +35,7 @@ import torch
 
 from infomin import mi
 from infomin.atomic import atomic_write_path, atomic_write_text
+from infomin.datasets import builtin_imagefolder
 
 __all__ = ["KNOBS", "ENGINE_KNOBS", "knobs", "engine_knobs", "parse_values", "sweep", "write_outputs", "check_config",
            "SweepSettingsError", "PatchPair"]
@@ -85,7 +86,7 @@ def _point_name(knob, value) -> str:
 
 
 def _default_root(out: Path, seed: int) -> str:
-    return mi.builtin_imagefolder(out / "builtin_data", seed)
+    return builtin_imagefolder(out / "builtin_data", seed)
 
 
 def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:

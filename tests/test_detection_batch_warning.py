@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import infomin.detection.train_net as train_net
+import infomin.detection.cli.train_net as train_net_cli
 from infomin.detection.protocol import protocol_config
 from _detection_helpers import make_detection_data
 
@@ -61,7 +62,7 @@ def _main(capsys, *argv):
     first_opt = max(argv.index(f) + (0 if f in ("--eval-only", "--help") else 1) for f in flags) + 1
     argv = [*argv[:first_opt], *DATA, *argv[first_opt:],
             "DATASETS.TRAIN", '("tiny_train",)', "DATASETS.TEST", '("tiny_train",)', *OUT]
-    code = train_net.main(argv)
+    code = train_net_cli.main(argv)
     err = capsys.readouterr().err
     return code, [line for line in err.splitlines() if "warning:" in line]
 
@@ -115,7 +116,7 @@ def test_eval_only_does_not_warn(launched, capsys):
 
 def test_help_says_what_keeps_the_protocol(capsys):
     with pytest.raises(SystemExit):
-        train_net.main(["--help"])
+        train_net_cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "one GPU with enough memory running SOLVER.IMS_PER_BATCH 16" in out
     assert "SOLVER.REFERENCE_WORLD_SIZE" in out and "schedule in epochs" in out

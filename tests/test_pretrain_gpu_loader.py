@@ -10,7 +10,8 @@ import torch
 
 from infomin.pretrain.checkpoint import load_checkpoint
 from infomin.pretrain.config import load_cfg
-from infomin.pretrain.data import BadImageError, make_generated_imagefolder
+from infomin.datasets import write_imagefolder
+from infomin.pretrain.data import BadImageError
 from infomin.pretrain.engine import run_pretraining
 
 from _pretrain_helpers import TINY, one_thread, tiny_opts
@@ -20,7 +21,7 @@ GPU = ("DATA.LOADER", "gpu")
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
                                       train_per_class=16, val_per_class=2, size=64)
 
 

@@ -41,9 +41,10 @@ def test_gpu_loader_on_cpu_trains_and_resumes_mid_epoch_to_the_same_weights(root
 def test_gpu_loader_counts_and_replaces_bad_images_as_the_cpu_loader_does(root, tmp_path):
     bad_root = tmp_path / "data"
     shutil.copytree(root, bad_root)
-    truncated = bad_root / "train" / "class_01" / "img_0003.JPEG"
+    classes = sorted((bad_root / "train").iterdir())  # the generator's class folders and files, by name
+    truncated = sorted(classes[1].iterdir())[3]
     truncated.write_bytes(truncated.read_bytes()[:200])  # rejected by the worker, as PIL rejects it
-    garbled = bad_root / "train" / "class_00" / "img_0005.JPEG"
+    garbled = sorted(classes[0].iterdir())[5]
     data = garbled.read_bytes()
     sos = data.rfind(b"\xff\xda")
     garbled.write_bytes(data[:sos] + b"\xff\xda\x00\x02" + b"\xff\x00" * 50 + b"\xff\xd9")  # only decoding fails

@@ -87,8 +87,9 @@ GOOD = ("ok", "skipped")
 # torch APIs the project calls that recent releases added or changed: each is checked against the
 # node's torch (the project is developed on a newer one) before anything trains.
 TORCH_APIS = {
-    "DistributedDataParallel(forward_sync_buffers=)":
-        "'forward_sync_buffers' in inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters",
+    "DistributedDataParallel(forward_sync_buffers= or broadcast_buffers=)":
+        "{'forward_sync_buffers', 'broadcast_buffers'} & set(inspect.signature("
+        "torch.nn.parallel.DistributedDataParallel).parameters)",
     "torch.amp.GradScaler(device)": "'device' in inspect.signature(torch.amp.GradScaler).parameters",
     "torch.load(weights_only=, mmap=)":
         "{'weights_only', 'mmap'} <= set(inspect.signature(torch.load).parameters)",

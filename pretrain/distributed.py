@@ -88,6 +88,20 @@ def all_gather_object(obj):
     return out
 
 
+def wrap_ddp(module: torch.nn.Module, device: torch.device, find_unused_parameters: bool = False):
+    """DistributedDataParallel that never re-broadcasts buffers in forward: the queues stay equal
+    by construction and BatchNorm statistics are per rank. torch >= 2.13 calls this
+    `forward_sync_buffers`; older releases (the GPU nodes' torch 2.11) `broadcast_buffers`."""
+    from inspect import signature
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in signature(DDP.__init__).parameters
+               else "broadcast_buffers")
+    return DDP(module, device_ids=[device.index] if device.type == "cuda" else None,
+               find_unused_parameters=find_unused_parameters, **{no_sync: False})
+
+
 def backend_device(device: torch.device) -> torch.device:
     """Where tensors for collectives must live: NCCL needs CUDA, gloo takes CPU tensors."""
     return device if device.type == "cuda" else torch.device("cpu")

@@ -13,7 +13,6 @@ import os
 import time
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from infomin import checkpoint_format as fmt
 from infomin.atomic import atomic_write_text
@@ -232,10 +231,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
 
     model = method
     if du.is_initialized():
-        model = DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None,
-            forward_sync_buffers=False,  # queues stay equal by construction; BN stats are per rank
-            find_unused_parameters=cfg.DDP.FIND_UNUSED_PARAMETERS)
+        model = du.wrap_ddp(method, device, cfg.DDP.FIND_UNUSED_PARAMETERS)
     model.train()
 
     trainer = PretrainTrainer(

@@ -36,7 +36,7 @@ gc = _load("benchmarks/gpu_check.py")
 
 def test_root_requirements_are_the_project_needs_minus_the_node():
     names = [canonicalize_name(r.name) for r in bw.root_requirements(REPO, "3.12")]
-    for needed in ("detectron2", "fvcore", "iopath", "yacs", "pycocotools", "kornia", "faster-coco-eval",
+    for needed in ("detectron2", "fvcore", "iopath", "yacs", "pycocotools", "faster-coco-eval",
                    "infomin", "omegaconf", "hydra-core", "termcolor", "tabulate", "cloudpickle"):
         assert needed in names
     # requirements.txt pins torch/torchvision and lists numpy, timm, ... : the node has them
@@ -50,7 +50,7 @@ def test_root_requirements_merge_bounds_and_honour_extra_preinstalled(tmp_path):
     (tmp_path / "requirements.txt").write_text("torch==2.14.1\nfoo>=1.0  # why\n-e .\n\n# note\nbar\n")
     (tmp_path / "setup.py").write_text("setup(name='x', install_requires=['foo<2', 'baz; python_version<\"3.12\"'])\n")
     reqs = {canonicalize_name(r.name): r for r in bw.root_requirements(tmp_path, "3.12", bw.PREINSTALLED | {"bar"})}
-    assert set(reqs) == {"foo", *bw.ALSO_NEEDED, *bw.LOCAL_BUILDS}  # bar preinstalled, baz only < 3.12
+    assert set(reqs) == {"foo", *bw.LOCAL_BUILDS}  # bar preinstalled, baz only < 3.12
     assert str(reqs["foo"].specifier) in ("<2,>=1.0", ">=1.0,<2")
     assert "baz" in {r.name for r in bw.root_requirements(tmp_path, "3.11")}
 

@@ -52,3 +52,30 @@ def test_two_process_torchrun_run_learns(tmp_path):
     assert ckpt["model"]["memory.ptr"].item() == 0  # 12 steps x 16 gathered keys in a 16-key queue
     kept = sorted(f for f in os.listdir(out) if f.endswith(".pth"))
     assert kept == ["checkpoint_00000006.pth", "model_final.pth"]  # rolling ones pruned, period kept
+
+
+def test_wrap_ddp_picks_the_buffer_keyword_the_installed_torch_has(monkeypatch):
+    """torch >= 2.13 names it forward_sync_buffers, torch 2.11 (the GPU nodes') broadcast_buffers:
+    either way buffers are not re-broadcast in forward."""
+    import torch.nn.parallel
+
+    from infomin.pretrain import distributed as du
+
+    seen = {}
+
+    class NewDDP:
+        def __init__(self, module, device_ids=None, find_unused_parameters=False, forward_sync_buffers=None,
+                     broadcast_buffers=None):
+            seen.update(forward_sync_buffers=forward_sync_buffers, broadcast_buffers=broadcast_buffers)
+
+    class OldDDP:
+        def __init__(self, module, device_ids=None, find_unused_parameters=False, broadcast_buffers=True):
+            seen.update(broadcast_buffers=broadcast_buffers)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", NewDDP)
+    du.wrap_ddp(torch.nn.Linear(1, 1), torch.device("cpu"))
+    assert seen == {"forward_sync_buffers": False, "broadcast_buffers": None}
+    seen.clear()
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", OldDDP)
+    du.wrap_ddp(torch.nn.Linear(1, 1), torch.device("cpu"))
+    assert seen == {"broadcast_buffers": False}

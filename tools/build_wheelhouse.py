@@ -48,11 +48,6 @@ PREINSTALLED = frozenset(canonicalize_name(n) for n in (
     "packaging", "typing-extensions",
 ))
 
-# Needed by the project but not (yet) in requirements.txt: kornia is the batched GPU view backend,
-# faster-coco-eval the C++ COCO evaluator used when detectron2._C is missing. Merged with any
-# requirements.txt entry of the same name (whose version bounds then apply too).
-ALSO_NEEDED = ("kornia", "faster-coco-eval")
-
 # Built here rather than downloaded: name -> builder(dest_dir) -> wheel path.
 LOCAL_BUILDS = ("detectron2", "infomin")
 
@@ -127,7 +122,7 @@ def root_requirements(repo: Path = REPO, python_version: str = DEFAULT_PYTHON_VE
     """What the project asks for, minus what the node has: the walk through wheel metadata starts here."""
     env = target_environment(python_version)
     listed = (requirement_lines(repo / "requirements.txt") + setup_install_requires(repo / "setup.py")
-              + list(ALSO_NEEDED) + list(LOCAL_BUILDS))
+              + list(LOCAL_BUILDS))
     return [req for name, req in merge(listed).items()
             if name not in preinstalled and applies(req, env)]
 

@@ -61,6 +61,27 @@ def check_views_match_method(cfg) -> None:
         )
 
 
+def resolve_for_batch(cfg, batch_per_process: int):
+    """`cfg` with the method settings that depend on the batch per process made concrete:
+    MODEL.BN_SPLITS "auto" (the queue methods' default when unset) becomes its number of BatchNorm
+    groups (infomin.models.resolve_bn_splits: groups of 32 images). The engine calls this once, so
+    config.yaml and the checkpoint's config record the number the run used and anything that
+    rebuilds the method from them (linear evaluation, resume) needs no batch."""
+    from infomin.models import resolve_bn_splits
+
+    value = cfg.MODEL.BN_SPLITS
+    if value is None:
+        value = method_defaults(cfg.MODEL.METHOD).get("bn_splits")
+    if value != "auto":
+        return cfg
+    out = cfg.clone()
+    out.defrost()
+    out.MODEL.BN_SPLITS = resolve_bn_splits(value, batch_per_process)
+    if cfg.is_frozen():
+        out.freeze()
+    return out
+
+
 def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:
     from infomin.methods import build_method as _build
 

@@ -171,7 +171,9 @@ def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
         value = given.get(fact.name)
         if fact.problem(value):
             raise ValueError(f"{name} needs {fact.name} ({fact.help}; {fact.rule.must}), got {value!r}")
-    settings.update({k: given[k] for k in DATA_FACTS if k in given})
+    facts = {k: given[k] for k in DATA_FACTS if k in given}
+    spec.cls.resolve_auto(settings, facts)
+    settings.update(facts)
     return settings
 
 
@@ -182,7 +184,8 @@ def build_method(name: str, **settings: Any) -> nn.Module:
     methods take arch, width, feat_dim, head, temperature, queue_size (the number of negatives:
     queue length, or bank draws per image), jigsaw, beta, momentum (EMA momentum for queue
     methods, bank-entry momentum for bank methods) and, queue methods, shuffle_bn and bn_splits.
-    Data facts: bank methods need `dataset_size`, Supervised needs `num_classes`.
+    Data facts: bank methods need `dataset_size`, Supervised needs `num_classes`; the queue
+    methods' bn_splits="auto" (their default) uses `batch_per_process` if given (else 1 group).
     """
     s = resolve_settings(name, **settings)
     name = canonical_name(name)
@@ -190,5 +193,5 @@ def build_method(name: str, **settings: Any) -> nn.Module:
     kwargs = {setting.name: s[setting.name] for setting in spec.cls.SETTINGS + spec.cls.FROM_DATA}
     method = spec.cls(**kwargs, **spec.fixed)
     method.name = name
-    method.settings = {k: v for k, v in s.items() if k not in DATA_FACTS}
+    method.settings = {k: v for k, v in s.items() if k not in DATA_FACTS}  # "auto" resolved
     return method

@@ -19,6 +19,17 @@ def method_defaults(name: str) -> dict:
     return METHOD_DEFAULTS[name]
 
 
+def linear_aug(cfg) -> str:
+    """LINEAR.AUG if set, else the augmentation the method's published linear number used
+    (its registry entry, METHOD_LINEAR): "RA" or "NULL"."""
+    from infomin.methods import METHOD_LINEAR
+
+    if cfg.LINEAR.AUG is not None:
+        return cfg.LINEAR.AUG
+    method_defaults(cfg.MODEL.METHOD)  # clear error for an unknown name
+    return METHOD_LINEAR[cfg.MODEL.METHOD]["aug"]
+
+
 def method_views(name: str) -> dict:
     from infomin.methods import METHOD_VIEWS
 

@@ -184,7 +184,9 @@ def get_cfg() -> CfgNode:
     C.LINEAR.MOMENTUM = 0.9
     C.LINEAR.WEIGHT_DECAY = 0.0
     C.LINEAR.IMS_PER_BATCH = 256
-    C.LINEAR.AUG = "NULL"  # NULL (crop + flip) | RA (adds RandAugment rand-n2-m10-mstd0.5)
+    # NULL (crop + flip) | RA (adds RandAugment rand-n2-m10-mstd0.5) | None = what the method's
+    # published number used (infomin.methods.METHOD_LINEAR: RA, CMC and Supervised NULL)
+    C.LINEAR.AUG = None
     C.LINEAR.CROP_MIN = 0.2
     C.LINEAR.NUM_CLASSES = 0  # 0 = number of class folders
     C.LINEAR.OUTPUT_DIR = ""  # "" = OUTPUT_DIR/linear_eval
@@ -230,7 +232,7 @@ _CHOICES = {
     "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
     "SOLVER.SCHEDULE": ("cosine", "step"),
     "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
-    "LINEAR.AUG": ("NULL", "RA"),
+    "LINEAR.AUG": (None, "NULL", "RA"),
     "LINEAR.ENCODER": ("online", "ema"),
 }
 

@@ -50,6 +50,15 @@ def method_kwargs(cfg) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def check_method_settings(cfg) -> None:
+    """MODEL.METHOD and every MODEL.<SETTING> checked by the method's own rules (an unknown
+    MODEL.ARCH lists the choices), so a bad value stops at load time in one line."""
+    from infomin.methods import check_settings
+
+    method_defaults(cfg.MODEL.METHOD)
+    check_settings(cfg.MODEL.METHOD, **method_kwargs(cfg))
+
+
 def uses_jigsaw(cfg) -> bool:
     """Whether the views must include jigsaw tiles: VIEWS.JIGSAW, else the method's setting."""
     if cfg.VIEWS.JIGSAW is not None:

@@ -247,3 +247,6 @@ def validate(cfg: CfgNode) -> None:
         sec, name = key.split(".")
         if int(cfg[sec][name]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[sec][name]!r}.")
+    from .build import check_method_settings
+
+    check_method_settings(cfg)  # MODEL.METHOD, MODEL.ARCH, ... by the method's own rules

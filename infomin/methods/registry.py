@@ -170,6 +170,16 @@ def canonical_name(name: str) -> str:
 
 def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
     """The settings `build_method` would use: the caller's non-None values over the defaults."""
+    return _resolve(name, given, need_data=True)
+
+
+def check_settings(name: str, **given: Any) -> None:
+    """Raise the ValueError/TypeError `build_method(name, **given)` would, before any data is
+    known (a config is checked when it is loaded, not when training starts)."""
+    _resolve(name, given, need_data=False)
+
+
+def _resolve(name: str, given: dict, need_data: bool) -> dict[str, Any]:
     name = canonical_name(name)
     spec = METHODS[name]
     known = (*declared_settings(), *DATA_FACTS)
@@ -190,7 +200,7 @@ def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
         if problem:
             raise ValueError(problem)
     spec.cls.check_settings(name, settings, defaults)
-    for fact in spec.cls.FROM_DATA:
+    for fact in spec.cls.FROM_DATA if need_data else ():
         value = given.get(fact.name)
         if fact.problem(value):
             raise ValueError(f"{name} needs {fact.name} ({fact.help}; {fact.rule.must}), got {value!r}")

@@ -19,6 +19,17 @@ def method_defaults(name: str) -> dict:
     return METHOD_DEFAULTS[name]
 
 
+def linear_aug(cfg) -> str:
+    """LINEAR.AUG if set, else the augmentation the method's published linear number used
+    (its registry entry, METHOD_LINEAR): "RA" or "NULL"."""
+    from infomin.methods import METHOD_LINEAR
+
+    if cfg.LINEAR.AUG is not None:
+        return cfg.LINEAR.AUG
+    method_defaults(cfg.MODEL.METHOD)  # clear error for an unknown name
+    return METHOD_LINEAR[cfg.MODEL.METHOD]["aug"]
+
+
 def method_views(name: str) -> dict:
     from infomin.methods import METHOD_VIEWS
 
@@ -37,6 +48,15 @@ def method_kwargs(cfg) -> dict:
 
     values = {name: cfg.MODEL.get(name.upper()) for name in declared_settings()}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def check_method_settings(cfg) -> None:
+    """MODEL.METHOD and every MODEL.<SETTING> checked by the method's own rules (an unknown
+    MODEL.ARCH lists the choices), so a bad value stops at load time in one line."""
+    from infomin.methods import check_settings
+
+    method_defaults(cfg.MODEL.METHOD)
+    check_settings(cfg.MODEL.METHOD, **method_kwargs(cfg))
 
 
 def uses_jigsaw(cfg) -> bool:
@@ -59,6 +79,27 @@ def check_views_match_method(cfg) -> None:
             f"VIEWS.JIGSAW is False but {cfg.MODEL.METHOD} trains a jigsaw branch (MODEL.JIGSAW); "
             "set MODEL.JIGSAW False as well, or leave VIEWS.JIGSAW unset."
         )
+
+
+def resolve_for_batch(cfg, batch_per_process: int):
+    """`cfg` with the method settings that depend on the batch per process made concrete:
+    MODEL.BN_SPLITS "auto" (the queue methods' default when unset) becomes its number of BatchNorm
+    groups (infomin.models.resolve_bn_splits: groups of 32 images). The engine calls this once, so
+    config.yaml and the checkpoint's config record the number the run used and anything that
+    rebuilds the method from them (linear evaluation, resume) needs no batch."""
+    from infomin.models import resolve_bn_splits
+
+    value = cfg.MODEL.BN_SPLITS
+    if value is None:
+        value = method_defaults(cfg.MODEL.METHOD).get("bn_splits")
+    if value != "auto":
+        return cfg
+    out = cfg.clone()
+    out.defrost()
+    out.MODEL.BN_SPLITS = resolve_bn_splits(value, batch_per_process)
+    if cfg.is_frozen():
+        out.freeze()
+    return out
 
 
 def build_method(cfg, dataset_size: int, num_classes: int) -> nn.Module:

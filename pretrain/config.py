@@ -107,7 +107,9 @@ def get_cfg() -> CfgNode:
     C.LINEAR.MOMENTUM = 0.9
     C.LINEAR.WEIGHT_DECAY = 0.0
     C.LINEAR.IMS_PER_BATCH = 256
-    C.LINEAR.AUG = "NULL"  # NULL (crop + flip) | RA (adds RandAugment rand-n2-m10-mstd0.5)
+    # NULL (crop + flip) | RA (adds RandAugment rand-n2-m10-mstd0.5) | None = what the method's
+    # published number used (infomin.methods.METHOD_LINEAR: RA, CMC and Supervised NULL)
+    C.LINEAR.AUG = None
     C.LINEAR.CROP_MIN = 0.2
     C.LINEAR.NUM_CLASSES = 0  # 0 = number of class folders
     C.LINEAR.OUTPUT_DIR = ""  # "" = OUTPUT_DIR/linear_eval
@@ -146,7 +148,7 @@ _CHOICES = {
     "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
     "SOLVER.SCHEDULE": ("cosine", "step"),
     "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
-    "LINEAR.AUG": ("NULL", "RA"),
+    "LINEAR.AUG": (None, "NULL", "RA"),
     "LINEAR.ENCODER": ("online", "ema"),
     "DATA.LOADER": ("cpu", "gpu"),
 }
@@ -162,3 +164,6 @@ def validate(cfg: CfgNode) -> None:
         sec, name = key.split(".")
         if int(cfg[sec][name]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[sec][name]!r}.")
+    from .build import check_method_settings
+
+    check_method_settings(cfg)  # MODEL.METHOD, MODEL.ARCH, ... by the method's own rules

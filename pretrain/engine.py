@@ -167,6 +167,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
             f"evenly over {world} processes."
         )
     batch = cfg.SOLVER.IMS_PER_BATCH // world
+    cfg = build.resolve_for_batch(cfg, batch)  # MODEL.BN_SPLITS auto -> BN groups of 32 images
     files = ckpt_io.CheckpointFiles(cfg.OUTPUT_DIR)
     resume_path = files.resolve_resume(resume)
     if main:

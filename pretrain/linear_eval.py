@@ -165,7 +165,15 @@ def run_linear_eval(cfg, checkpoint: str, resume: str | None = None) -> dict:
         raise ValueError(f"LINEAR.IMS_PER_BATCH={cfg.LINEAR.IMS_PER_BATCH} must divide over {world} processes.")
     batch = cfg.LINEAR.IMS_PER_BATCH // world
 
-    train_tf = build.build_crop_transform(cfg, cfg.LINEAR.CROP_MIN, randaugment=cfg.LINEAR.AUG == "RA")
+    aug = build.linear_aug(cfg)  # LINEAR.AUG None: the method's published protocol
+    if cfg.LINEAR.AUG is None:  # record the one used in the linear checkpoint's config
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.LINEAR.AUG = aug
+        cfg.freeze()
+    logger.info("Linear evaluation training crops: %s",
+                "RandomResizedCrop + flip + RandAugment (RA)" if aug == "RA" else "RandomResizedCrop + flip (NULL)")
+    train_tf = build.build_crop_transform(cfg, cfg.LINEAR.CROP_MIN, randaugment=aug == "RA")
     train_ds, sampler, train_loader = _loader(cfg, cfg.DATA.TRAIN_SPLIT, train_tf, rank, world, batch, True, 1)
     _, _, val_loader = _loader(cfg, cfg.DATA.VAL_SPLIT, build.build_eval_transform(cfg), rank, world, batch, False, 2)
     num_classes = cfg.LINEAR.NUM_CLASSES or len(train_ds.classes)

@@ -31,7 +31,13 @@ def random_resnet(arch: str = "resnet18", seed: int = 0) -> torch.nn.Module:
     Non-trivial running means/vars make a swapped or dropped BN buffer change the features.
     """
     torch.manual_seed(seed)
-    model = torchvision.models.get_model(arch, weights=None)
+    if arch in torchvision.models.list_models(torchvision.models):
+        model = torchvision.models.get_model(arch, weights=None)
+    else:  # a ResNeXt only PyContrast released (resnext101_32x4d, ...): our torchvision-block builder
+        from infomin.models import build_encoder, feature_dim
+
+        model = build_encoder(arch)
+        model.fc = torch.nn.Linear(feature_dim(arch), 10)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

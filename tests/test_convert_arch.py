@@ -69,6 +69,30 @@ def test_converted_names_and_shapes_are_exactly_detectron2s(name):
     assert ours == detectron2_shapes(infer_arch(state).detectron2_settings())
 
 
+# PyContrast's released ResNeXts that torchvision has no builder for: name -> (depth, groups, width
+# per group), from PyContrast's docs/MODEL_ZOO.md names (resnext101v1 = 32x4d, resnext152v1/v2 =
+# 32x4d/32x8d) and networks/resnet.py (resnext152v3 = 64x4d)
+PYCONTRAST_ONLY = {
+    "resnext101_32x4d": (101, 32, 4),
+    "resnext152_32x4d": (152, 32, 4),
+    "resnext152_32x8d": (152, 32, 8),
+    "resnext152_64x4d": (152, 64, 4),
+}
+
+
+@pytest.mark.parametrize("name", list(PYCONTRAST_ONLY))
+def test_our_extra_resnexts_convert_to_the_detectron2_resnext_of_that_name(name):
+    with torch.device("meta"):
+        state = backbone_state(build_encoder(name))
+    arch = infer_arch(state)
+    check_backbone(state, arch)
+    assert arch.name == name
+    settings = arch.detectron2_settings()
+    assert tuple(settings[k] for k in SETTING_KEYS) == (*PYCONTRAST_ONLY[name], 64, 256)
+    ours = {detectron2_name(k): tuple(v.shape) for k, v in state.items()}
+    assert ours == detectron2_shapes(settings)
+
+
 @pytest.mark.parametrize("arch_name,width,expected", [
     ("resnet50", 2, "resnet50x2"), ("resnet50", 0.5, "resnet50x0.5"),
     ("resnet18", 2, "resnet18x2"), ("resnet18", 0.25, "resnet18x0.25")])

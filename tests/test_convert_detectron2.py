@@ -177,6 +177,18 @@ def test_loads_into_fpn_and_reproduces_torchvision(resnets, arch, inputs):
     check_fpn(build_model(d2_cfg("fpn", depth)).eval(), resnet["reference"], inputs, resnet["want"])
 
 
+def test_resnext101_32x4d_loads_into_fpn_and_reproduces_our_encoder(resnets, inputs):
+    """PyContrast's resnext101v1, which torchvision has no builder for, built by our encoder
+    builder from torchvision blocks (ARCHS: 32 groups x 4): converted, it is Detectron2's X-101
+    32x4d and computes the same features."""
+    resnet = resnets("resnext101_32x4d")
+    summary, path = convert_variant(resnet, "infomin")
+    assert summary.arch.name == "resnext101_32x4d" and summary.converted == 104 + 104 * 5  # 104 convs, 104 BNs
+    cfg = d2_cfg("fpn", 101)
+    cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP = 32, 4
+    check_fpn(build_model(cfg).eval(), path, inputs, resnet["want"])
+
+
 def test_resnet50_loads_into_c4_with_res5_in_the_roi_head(resnets, inputs):
     resnet = resnets("resnet50")  # C4's res5 is built of bottlenecks: R-50 and deeper only
     check_c4(build_model(d2_cfg("c4", 50)).eval(), resnet["reference"], inputs, resnet["want"])

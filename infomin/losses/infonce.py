@@ -2,13 +2,20 @@
 mix with the jigsaw branch, and cross-entropy for supervised pretraining.
 
 Logits and losses are computed in float32 even under autocast (the reference's advice: keep
-the contrastive softmax out of half precision). Shapes are handled with explicit reshapes, so a
-batch of one works (PyContrast's `squeeze()` broke it).
+the contrastive softmax out of half precision). Casting the inputs is not enough: autocast would
+run the matrix products in bf16/fp16 again, so the logits and the loss are computed with autocast
+switched off. Shapes are handled with explicit reshapes, so a batch of one works (PyContrast's
+`squeeze()` broke it).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def float32_region(tensor: torch.Tensor):
+    """A context in which `tensor`'s device computes in its inputs' dtype (autocast off)."""
+    return torch.autocast(tensor.device.type, enabled=False)
 
 
 def contrastive_logits(
@@ -23,15 +30,16 @@ def contrastive_logits(
         raise ValueError(f"temperature must be positive, got {temperature}")
     if q.dim() != 2 or k.shape != q.shape:
         raise ValueError(f"q and k must both be [B, d], got {tuple(q.shape)} and {tuple(k.shape)}")
-    q, k, negatives = q.float(), k.float(), negatives.float()
-    positive = (q * k).sum(dim=1, keepdim=True)
-    if negatives.dim() == 2:
-        negative = q @ negatives.t()
-    elif negatives.dim() == 3 and negatives.shape[0] == q.shape[0]:
-        negative = torch.bmm(negatives, q.unsqueeze(2)).reshape(q.shape[0], -1)
-    else:
+    if not (negatives.dim() == 2 or (negatives.dim() == 3 and negatives.shape[0] == q.shape[0])):
         raise ValueError(f"negatives must be [K, d] or [B, K, d] with B={q.shape[0]}, got {tuple(negatives.shape)}")
-    return torch.cat([positive, negative], dim=1) / temperature
+    with float32_region(q):
+        q, k, negatives = q.float(), k.float(), negatives.float()
+        positive = (q * k).sum(dim=1, keepdim=True)
+        if negatives.dim() == 2:
+            negative = q @ negatives.t()
+        else:
+            negative = torch.bmm(negatives, q.unsqueeze(2)).reshape(q.shape[0], -1)
+        return torch.cat([positive, negative], dim=1) / temperature
 
 
 def info_nce(
@@ -42,8 +50,10 @@ def info_nce(
 
 
 def info_nce_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with the positive in column 0."""
-    return F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long))
+    """Cross-entropy with the positive in column 0 (softmax and loss in float32)."""
+    with float32_region(logits):
+        logits = logits.float()
+        return F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long))
 
 
 def mix_jigsaw(loss: torch.Tensor, loss_jigsaw: torch.Tensor, beta: float) -> torch.Tensor:
@@ -78,4 +88,5 @@ def top1_accuracy(logits: torch.Tensor, target: torch.Tensor | None = None) -> t
 
 def supervised_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on class labels (the supervised baseline), computed in float32."""
-    return F.cross_entropy(logits.float(), labels)
+    with float32_region(logits):
+        return F.cross_entropy(logits.float(), labels)

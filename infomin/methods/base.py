@@ -9,7 +9,8 @@ A registered method (infomin.methods.registry) is a `Method` subclass that
 - `momentum_update()`: called after each optimizer step (a no-op here);
 - `encoder`: the backbone the kNN monitor, linear evaluation and the converter use;
 - `settings` (set by `build_method`): the resolved settings, stored with checkpoints.
-Cross-setting rules go in `check_settings`.
+Cross-setting rules go in `check_settings`; settings whose value depends on the data ("auto")
+are made concrete in `resolve_auto`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class Method(nn.Module):
     @classmethod
     def check_settings(cls, method: str, settings: dict, defaults: dict) -> None:
         """Rules across settings (each one alone is checked by its `Setting`); raise ValueError."""
+
+    @classmethod
+    def resolve_auto(cls, settings: dict, facts: dict) -> None:
+        """Replace (in place) settings given as "auto" by the value for these data facts
+        (`facts`: the DATA_FACTS the caller passed, e.g. batch_per_process)."""
 
     def momentum_update(self) -> None:
         """No-op for methods without a momentum encoder."""

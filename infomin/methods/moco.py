@@ -4,6 +4,8 @@ view1 -> online encoder/head = queries; view2 -> momentum encoder/head under shu
 negatives = the queue as it was before this step; then the global batch of keys is enqueued.
 `bn_splits` > 1 computes both encoders' BatchNorm statistics over that many groups of each
 process's batch (infomin.models.split_bn), which gives shuffle-BN its effect on one process.
+Its default "auto" gives groups of 32 images, the reference's BatchNorm batch (32 per GPU), for
+any number of processes (infomin.models.resolve_bn_splits).
 """
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from infomin import distributed as D
 from infomin.losses import contrastive_logits
 from infomin.memory import Queue
 from infomin.methods.base import ContrastiveMethod
-from infomin.methods.settings import BOOL, POSITIVE_INT, Setting, in_range
-from infomin.models import ema_copy, momentum_update, shuffled_forward, split_batchnorm
+from infomin.methods.settings import BOOL, Rule, Setting, in_range
+from infomin.models import ema_copy, momentum_update, resolve_bn_splits, shuffled_forward, split_batchnorm
+
+BN_SPLITS = Rule("a positive int or 'auto'", lambda v: v == "auto" or (
+    isinstance(v, int) and not isinstance(v, bool) and v >= 1))
 
 
 class MoCoMethod(ContrastiveMethod):
@@ -23,10 +28,15 @@ class MoCoMethod(ContrastiveMethod):
         Setting("momentum", 0.999, in_range(0, 1, note="EMA"),
                 "EMA coefficient of the momentum (key) encoder"),
         Setting("shuffle_bn", True, BOOL, "shuffle the key batch across all ranks for BatchNorm"),
-        Setting("bn_splits", 1, POSITIVE_INT,
+        Setting("bn_splits", "auto", BN_SPLITS,
                 "BatchNorm statistics over this many groups of each process's batch (1 = the whole "
-                "batch); > 1 gives shuffle-BN its effect on one process (infomin.models.split_bn)"),
+                "batch; auto = groups of 32 images, as the reference's 32 per GPU); > 1 gives "
+                "shuffle-BN its effect on one process (infomin.models.split_bn)"),
     )
+
+    @classmethod
+    def resolve_auto(cls, settings: dict, facts: dict) -> None:
+        settings["bn_splits"] = resolve_bn_splits(settings["bn_splits"], facts.get("batch_per_process"))
 
     def __init__(self, *, momentum: float, shuffle_bn: bool, bn_splits: int, **settings):
         super().__init__(**settings)

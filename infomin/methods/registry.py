@@ -30,6 +30,8 @@ class MethodSpec:
     preset: Mapping[str, Any] = field(default_factory=dict)  # reference values of its settings
     views: Mapping[str, Any] = field(default_factory=dict)  # policy, crop_min, color_space, two_views
     fixed: Mapping[str, Any] = field(default_factory=dict)  # constructor arguments no user changes
+    # how its published linear-evaluation number was obtained: {"aug": "RA" | "NULL"}
+    linear: Mapping[str, Any] = field(default_factory=lambda: dict(LINEAR_PLAIN))
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -37,19 +39,31 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
+# linear-evaluation presets (PyContrast main_linear.py --aug_linear): RandAugment on the training
+# crops, as its docs/RUN.md runs it, or the plain crop + flip (its README's "CMC (no RA)")
+LINEAR_RA = {"aug": "RA"}
+LINEAR_PLAIN = {"aug": "NULL"}
+LINEAR_AUGS = ("NULL", "RA")
 
 
 def register_method(name: str, cls: type[Method], preset: Mapping[str, Any] | None = None,
-                    views: Mapping[str, Any] | None = None, **fixed: Any) -> MethodSpec:
+                    views: Mapping[str, Any] | None = None, *, linear: Mapping[str, Any] | None = None,
+                    **fixed: Any) -> MethodSpec:
     """Add a method: `cls` a Method subclass (see infomin.methods.base for the contract), `preset`
-    its reference setting values, `views` its view preset, `fixed` constructor arguments that
-    are part of the method rather than settings (CMC's two streams)."""
+    its reference setting values, `views` its view preset, `linear` its linear-evaluation preset
+    (`{"aug": "RA"}` or the default `{"aug": "NULL"}`: the protocol its published number used),
+    `fixed` constructor arguments that are part of the method rather than settings (CMC's two
+    streams)."""
+    linear = dict(LINEAR_PLAIN if linear is None else linear)
+    if set(linear) != {"aug"} or linear["aug"] not in LINEAR_AUGS:
+        raise ValueError(f"method {name!r}: linear must be {{'aug': one of {', '.join(LINEAR_AUGS)}}}, "
+                         f"got {linear!r}")
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"method {name!r}: {cls!r} is not a subclass of infomin.methods.Method")
     clash = [n for n in METHODS if n.lower() == str(name).lower()]
     if clash:
         raise ValueError(f"method {name!r} is already registered (as {clash[0]!r}); unregister it first")
-    spec = MethodSpec(cls, dict(preset or {}), dict(views or {}), fixed)
+    spec = MethodSpec(cls, dict(preset or {}), dict(views or {}), fixed, linear)
     declared = [s.name for s in cls.SETTINGS]
     if len(set(declared)) != len(declared):
         raise ValueError(f"{cls.__name__}.SETTINGS declares a setting twice: {declared}")
@@ -75,9 +89,10 @@ def unregister_method(name: str) -> MethodSpec:
 
 
 @contextlib.contextmanager
-def registered_method(name: str, cls: type[Method], preset=None, views=None, **fixed) -> Iterator[MethodSpec]:
+def registered_method(name: str, cls: type[Method], preset=None, views=None, *, linear=None,
+                      **fixed) -> Iterator[MethodSpec]:
     """`register_method` for the duration of a `with` block (tests, experiments)."""
-    spec = register_method(name, cls, preset, views, **fixed)
+    spec = register_method(name, cls, preset, views, linear=linear, **fixed)
     try:
         yield spec
     finally:
@@ -91,18 +106,25 @@ def _views(policy, crop_min, color_space="RGB", two_views=True) -> dict[str, Any
 
 
 # PyContrast's override table; the shared values (ResNet-50, feat_dim 128, 65536 negatives,
-# beta 0.5, bank momentum 0.5, EMA 0.999, shuffle-BN) are the classes' Setting defaults.
+# beta 0.5, bank momentum 0.5, EMA 0.999, shuffle-BN with BN groups of 32 images) are the classes'
+# Setting defaults. Linear evaluation: PyContrast's docs/RUN.md evaluates with `--aug_linear RA`
+# and its README marks CMC alone as "(no RA)", so every other method's number used RandAugment.
 _LINEAR, _MLP = {"head": "linear", "temperature": 0.07}, {"head": "mlp", "temperature": 0.2}
-register_method("InsDis", MemoryBankMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.08, two_views=False))
+register_method("InsDis", MemoryBankMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.08, two_views=False),
+                linear=LINEAR_RA)
 register_method("CMC", MemoryBankMethod, {**_LINEAR, "jigsaw": False}, _views("C", 0.08, "YDbDr", False),
+                linear=LINEAR_PLAIN, two_stream=True)
+register_method("MoCo", MoCoMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.2), linear=LINEAR_RA)
+register_method("PIRL", MemoryBankMethod, {**_LINEAR, "jigsaw": True}, _views("A", 0.08, two_views=False),
+                linear=LINEAR_RA)
+register_method("MoCov2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("B", 0.2), linear=LINEAR_RA)
+register_method("CMCv2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("E", 0.2, "YDbDr"), linear=LINEAR_RA,
                 two_stream=True)
-register_method("MoCo", MoCoMethod, {**_LINEAR, "jigsaw": False}, _views("A", 0.2))
-register_method("PIRL", MemoryBankMethod, {**_LINEAR, "jigsaw": True}, _views("A", 0.08, two_views=False))
-register_method("MoCov2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("B", 0.2))
-register_method("CMCv2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("E", 0.2, "YDbDr"), two_stream=True)
-register_method("InfoMin", MoCoMethod, {**_MLP, "temperature": 0.15, "jigsaw": True}, _views("D", 0.2))
-# the usual supervised ImageNet augmentation (RandomResizedCrop 0.08-1 + flip), not a policy
-register_method("Supervised", SupervisedMethod, {}, _views(None, 0.08, two_views=False))
+register_method("InfoMin", MoCoMethod, {**_MLP, "temperature": 0.15, "jigsaw": True}, _views("D", 0.2),
+                linear=LINEAR_RA)
+# the usual supervised ImageNet augmentation (RandomResizedCrop 0.08-1 + flip), not a policy; no
+# published linear number, so the plain linear protocol
+register_method("Supervised", SupervisedMethod, {}, _views(None, 0.08, two_views=False), linear=LINEAR_PLAIN)
 
 
 class _RegistryView(Mapping):
@@ -126,6 +148,7 @@ class _RegistryView(Mapping):
 
 METHOD_DEFAULTS: Mapping[str, dict[str, Any]] = _RegistryView(lambda spec: spec.defaults)
 METHOD_VIEWS: Mapping[str, dict[str, Any]] = _RegistryView(lambda spec: spec.views)
+METHOD_LINEAR: Mapping[str, dict[str, Any]] = _RegistryView(lambda spec: spec.linear)
 
 
 def declared_settings() -> dict[str, Setting]:
@@ -147,6 +170,16 @@ def canonical_name(name: str) -> str:
 
 def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
     """The settings `build_method` would use: the caller's non-None values over the defaults."""
+    return _resolve(name, given, need_data=True)
+
+
+def check_settings(name: str, **given: Any) -> None:
+    """Raise the ValueError/TypeError `build_method(name, **given)` would, before any data is
+    known (a config is checked when it is loaded, not when training starts)."""
+    _resolve(name, given, need_data=False)
+
+
+def _resolve(name: str, given: dict, need_data: bool) -> dict[str, Any]:
     name = canonical_name(name)
     spec = METHODS[name]
     known = (*declared_settings(), *DATA_FACTS)
@@ -167,11 +200,13 @@ def resolve_settings(name: str, **given: Any) -> dict[str, Any]:
         if problem:
             raise ValueError(problem)
     spec.cls.check_settings(name, settings, defaults)
-    for fact in spec.cls.FROM_DATA:
+    for fact in spec.cls.FROM_DATA if need_data else ():
         value = given.get(fact.name)
         if fact.problem(value):
             raise ValueError(f"{name} needs {fact.name} ({fact.help}; {fact.rule.must}), got {value!r}")
-    settings.update({k: given[k] for k in DATA_FACTS if k in given})
+    facts = {k: given[k] for k in DATA_FACTS if k in given}
+    spec.cls.resolve_auto(settings, facts)
+    settings.update(facts)
     return settings
 
 
@@ -182,7 +217,8 @@ def build_method(name: str, **settings: Any) -> nn.Module:
     methods take arch, width, feat_dim, head, temperature, queue_size (the number of negatives:
     queue length, or bank draws per image), jigsaw, beta, momentum (EMA momentum for queue
     methods, bank-entry momentum for bank methods) and, queue methods, shuffle_bn and bn_splits.
-    Data facts: bank methods need `dataset_size`, Supervised needs `num_classes`.
+    Data facts: bank methods need `dataset_size`, Supervised needs `num_classes`; the queue
+    methods' bn_splits="auto" (their default) uses `batch_per_process` if given (else 1 group).
     """
     s = resolve_settings(name, **settings)
     name = canonical_name(name)
@@ -190,5 +226,5 @@ def build_method(name: str, **settings: Any) -> nn.Module:
     kwargs = {setting.name: s[setting.name] for setting in spec.cls.SETTINGS + spec.cls.FROM_DATA}
     method = spec.cls(**kwargs, **spec.fixed)
     method.name = name
-    method.settings = {k: v for k, v in s.items() if k not in DATA_FACTS}
+    method.settings = {k: v for k, v in s.items() if k not in DATA_FACTS}  # "auto" resolved
     return method

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
 # Facts about the training data that the engine passes to every method; a class lists the ones
-# it needs in FROM_DATA (a memory bank its size, a classifier the number of classes).
-DATA_FACTS = ("num_classes", "dataset_size")
+# it needs in FROM_DATA (a memory bank its size, a classifier the number of classes). The batch
+# per process is optional: settings whose value is "auto" are resolved from it (Method.resolve_auto).
+DATA_FACTS = ("num_classes", "dataset_size", "batch_per_process")
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from infomin.models.ema import ema_copy, momentum_update
 from infomin.models.encoders import ARCHS, build_encoder, feature_dim
 from infomin.models.heads import HEADS, JigsawHead, L2Norm, build_head
 from infomin.models.shuffle_bn import shuffled_forward
-from infomin.models.split_bn import SplitBatchNorm2d, split_batchnorm
+from infomin.models.split_bn import BN_GROUP_SIZE, SplitBatchNorm2d, resolve_bn_splits, split_batchnorm
 
 __all__ = [
-    "ARCHS", "HEADS", "JigsawHead", "L2Norm", "SplitBatchNorm2d", "TwoStreamEncoder", "TwoStreamHead",
+    "ARCHS", "BN_GROUP_SIZE", "HEADS", "JigsawHead", "L2Norm", "SplitBatchNorm2d", "TwoStreamEncoder", "TwoStreamHead",
     "build_encoder", "build_head", "ema_copy", "feature_dim", "momentum_update", "shuffled_forward",
-    "split_batchnorm",
+    "resolve_bn_splits", "split_batchnorm",
 ]

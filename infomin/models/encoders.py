@@ -13,7 +13,9 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet, conv1x1
 
-# torchvision name -> (block, blocks per stage, groups, width_per_group)
+# name -> (block, blocks per stage, groups, width_per_group). torchvision's names; the ResNeXt
+# variants torchvision has no builder for (PyContrast's resnext101v1, resnext152v1/v2/v3,
+# networks/resnet.py) are named the same way and built from the same torchvision blocks.
 ARCHS: dict[str, tuple[type[nn.Module], list[int], int, int]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2], 1, 64),
     "resnet34": (BasicBlock, [3, 4, 6, 3], 1, 64),
@@ -21,8 +23,12 @@ ARCHS: dict[str, tuple[type[nn.Module], list[int], int, int]] = {
     "resnet101": (Bottleneck, [3, 4, 23, 3], 1, 64),
     "resnet152": (Bottleneck, [3, 8, 36, 3], 1, 64),
     "resnext50_32x4d": (Bottleneck, [3, 4, 6, 3], 32, 4),
-    "resnext101_32x8d": (Bottleneck, [3, 4, 23, 3], 32, 8),
-    "resnext101_64x4d": (Bottleneck, [3, 4, 23, 3], 64, 4),
+    "resnext101_32x4d": (Bottleneck, [3, 4, 23, 3], 32, 4),  # PyContrast resnext101v1
+    "resnext101_32x8d": (Bottleneck, [3, 4, 23, 3], 32, 8),  # resnext101v2
+    "resnext101_64x4d": (Bottleneck, [3, 4, 23, 3], 64, 4),  # resnext101v3
+    "resnext152_32x4d": (Bottleneck, [3, 8, 36, 3], 32, 4),  # resnext152v1
+    "resnext152_32x8d": (Bottleneck, [3, 8, 36, 3], 32, 8),  # resnext152v2
+    "resnext152_64x4d": (Bottleneck, [3, 8, 36, 3], 64, 4),  # resnext152v3 (no released model)
     "wide_resnet50_2": (Bottleneck, [3, 4, 6, 3], 1, 128),
     "wide_resnet101_2": (Bottleneck, [3, 4, 23, 3], 1, 128),
 }
@@ -45,8 +51,10 @@ def build_encoder(arch: str = "resnet50", width: float = 1, in_channels: int = 3
         raise ValueError(f"width must be a positive number with int(64*width) >= 1, got {width!r}")
     if not (isinstance(in_channels, int) and in_channels >= 1):
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-    if width == 1:
+    if width == 1 and arch in torchvision.models.list_models(torchvision.models):
         model = torchvision.models.get_model(arch, weights=None)
+    elif width == 1:  # what torchvision's builders do: ResNet(block, layers, groups=, width_per_group=)
+        model = ResNet(block, layers, groups=groups, width_per_group=width_per_group)
     else:
         model = ResNet(block, layers, groups=groups, width_per_group=width_per_group)
         _rescale(model, block, layers, groups, width_per_group, width)

@@ -13,11 +13,18 @@ import torch.nn.functional as F
 HEADS = ("linear", "mlp")
 
 
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Rows onto the unit sphere, in float32 even under autocast: the embeddings feed the float32
+    contrastive logits and the memories, so they are not rounded to bf16/fp16 first."""
+    with torch.autocast(x.device.type, enabled=False):
+        return F.normalize(x.float(), dim=1)
+
+
 class L2Norm(nn.Module):
     """Project each row onto the unit sphere (contrastive logits are cosine similarities)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1)
+        return l2_normalize(x)
 
 
 def _projection(kind: str, in_dim: int, out_dim: int) -> list[nn.Module]:
@@ -58,4 +65,4 @@ class JigsawHead(nn.Module):
         z = self.fc1(x).view(-1, self.tiles, self.fc2.in_features // self.tiles)
         order = torch.argsort(torch.rand(z.shape[0], self.tiles, device=z.device), dim=1)
         z = torch.gather(z, 1, order.unsqueeze(-1).expand_as(z))
-        return F.normalize(self.fc2(z.flatten(1)), dim=1)
+        return l2_normalize(self.fc2(z.flatten(1)))

@@ -9,12 +9,37 @@ into equal groups, as if the batch were spread over that many GPUs, and shuffles
 before the key encoder. `SplitBatchNorm2d` is that BatchNorm. It keeps BatchNorm2d's parameters
 and buffers, so checkpoints, the converter and evaluation (which uses the running statistics) see
 an ordinary BatchNorm.
+
+`resolve_bn_splits` is the one place where `bn_splits="auto"` (the queue methods' default) becomes
+a number: PyContrast trains with a global batch of 256 on 8 GPUs, so each BatchNorm sees 32
+images; "auto" gives every process's batch as many BatchNorm groups of (at least) 32 images as
+divide it evenly, whatever the number of processes.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+# images per BatchNorm batch in the reference (global batch 256 over 8 GPUs, PyContrast docs/RUN.md)
+BN_GROUP_SIZE = 32
+
+
+def resolve_bn_splits(value, batch_per_process: int | None = None, group_size: int = BN_GROUP_SIZE) -> int:
+    """The number of BatchNorm groups for `bn_splits=value`: an int is kept as given; "auto" is
+    the largest S such that S divides the per-process batch B and B / S >= group_size, i.e. equal
+    groups of 32 images where 32 divides B (256 -> 8, 128 -> 4, 32 -> 1), else the most equal
+    groups of more than 32 (80 -> 2 groups of 40, 48 -> 1 of 48), and 1 group (the whole batch)
+    when B < 2 * group_size or when the batch is not known (None)."""
+    if value != "auto":
+        return value
+    if batch_per_process is None:
+        return 1
+    if not (isinstance(batch_per_process, int) and batch_per_process >= 1):
+        raise ValueError(f"batch_per_process must be a positive int, got {batch_per_process!r}")
+    most = batch_per_process // group_size
+    return max((s for s in range(1, most + 1) if batch_per_process % s == 0), default=1)
 
 
 class SplitBatchNorm2d(nn.BatchNorm2d):

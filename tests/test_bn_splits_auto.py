@@ -11,7 +11,7 @@ from infomin.methods import build_method
 from infomin.models import SplitBatchNorm2d, resolve_bn_splits
 from infomin.pretrain.checkpoint import load_checkpoint
 from infomin.pretrain.config import load_cfg
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 from infomin.pretrain.engine import run_pretraining
 
 from _methods_helpers import TINY as TINY_SETTINGS
@@ -72,8 +72,8 @@ def test_the_library_resolves_auto_from_the_batch_it_is_given():
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
-                                      train_per_class=32, val_per_class=1, size=32)
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
+                             train_per_class=32, val_per_class=1, size=32)
 
 
 def test_default_run_splits_batchnorm_records_the_number_and_does_not_warn(root, tmp_path, monkeypatch, caplog):

@@ -13,7 +13,7 @@ import torchvision
 
 from infomin.models import build_encoder
 from infomin.models.encoders import ARCHS
-from infomin.pretrain.cli import main as pretrain_main
+from infomin.pretrain.cli.pretrain import main as pretrain_main
 from infomin.pretrain.config import load_cfg
 
 from _pretrain_helpers import REPO

@@ -11,7 +11,7 @@ import difflib
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from infomin.configs import resolve_config_file
-from .optim import OPTIMIZERS
+from .optim import IMPLS, OPTIMIZERS
 
 
 class CfgNode(_FvCfgNode):
@@ -105,6 +105,8 @@ def get_cfg() -> CfgNode:
     C.MODEL.WIDTH = None  # 1; PyContrast width multiplier (2 = R50x2, 0.5 = a CMC stream)
     C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
     C.MODEL.PRECISION = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    C.MODEL.CHANNELS_LAST = None  # None (= auto: on CUDA, off on the CPU) | True | False
+    C.MODEL.COMPILE = False  # torch.compile the encoders (needs Triton on GPU, a C++ compiler on CPU)
     _add_method_settings(C.MODEL)  # FEAT_DIM, HEAD, TEMPERATURE, ... (None = the method's value)
 
     C.DATA = CfgNode()
@@ -134,6 +136,7 @@ def get_cfg() -> CfgNode:
 
     C.SOLVER = CfgNode()
     C.SOLVER.OPTIMIZER = "SGD"  # SGD (the reference) | AdamW (MOMENTUM unused)
+    C.SOLVER.OPTIMIZER_IMPL = "auto"  # auto (fused on CUDA, else foreach) | fused | foreach | for_loop
     C.SOLVER.IMS_PER_BATCH = 256  # global batch, split evenly over processes
     C.SOLVER.BASE_LR = 0.03  # at REFERENCE_BATCH; scaled linearly with the global batch
     C.SOLVER.REFERENCE_BATCH = 256
@@ -228,6 +231,9 @@ def cfg_from_yaml_string(text: str) -> CfgNode:
 _CHOICES = {
     "MODEL.PRECISION": ("auto", "fp32", "bf16", "fp16"),
     "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
+    "SOLVER.OPTIMIZER_IMPL": IMPLS,
+    "MODEL.CHANNELS_LAST": (None, "auto", True, False),
+    "MODEL.COMPILE": (True, False),
     "SOLVER.SCHEDULE": ("cosine", "step"),
     "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
     "LINEAR.AUG": ("NULL", "RA"),

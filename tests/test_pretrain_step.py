@@ -84,6 +84,8 @@ def test_channels_last_forced_on_cpu_trains_nhwc_and_matches_nchw_closely(root, 
 
     def prep_and_hook(*a, **k):
         method = real_prep(*a, **k)
+        seen["weights"] = [m.weight.is_contiguous(memory_format=torch.channels_last)
+                           for m in method.modules() if isinstance(m, torch.nn.Conv2d)]
         method.encoder.conv1.register_forward_hook(
             lambda m, inp, out: layouts.append(inp[0].is_contiguous(memory_format=torch.channels_last)))
         return method
@@ -92,7 +94,9 @@ def test_channels_last_forced_on_cpu_trains_nhwc_and_matches_nchw_closely(root, 
     nhwc_run, nhwc_losses = _run(root, tmp_path / "nhwc", "MODEL.CHANNELS_LAST", "True")
     monkeypatch.undo()
     nchw_run, nchw_losses = _run(root, tmp_path / "nchw")
-    # views and jigsaw tiles both reach the first convolution in NHWC, in all 6 steps
+    # every convolution weight (both encoders) is NHWC, and views and jigsaw tiles both reach the
+    # first convolution in NHWC, in all 6 steps
+    assert len(seen["weights"]) == 2 * 21 and all(seen["weights"])  # R-18/4: 20 convolutions + a projection
     assert layouts == [True] * 12
     # oneDNN's NHWC kernels sum in another order: the first loss agrees to float32 rounding, later
     # ones drift a little further as 6 SGD steps (lr 0.0075, batch 4) amplify the differences

@@ -21,7 +21,7 @@ def test_tiny_cpu_run_writes_every_variant_with_its_figures(bench, tmp_path, cap
     assert bench["main"](["--tiny", "--device", "cpu", "--no-compile", "--threads", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["device_type"] == "cpu" and report["torch"] and report["device"].endswith("1 torch threads")
-    assert (report["arch"], report["width"], report["image_size"], report["batch"]) == ("resnet18", 0.25, 32, 4)
+    assert (report["arch"], report["width"], report["image_size"], report["batch"]) == ("resnet18", 0.25, 64, 4)
     assert "VmHWM" in report["memory_kind"] or "ru_maxrss" in report["memory_kind"]
     assert report["target_met"] is None  # a CPU cannot judge the GPU target
     v = report["variants"]
@@ -34,6 +34,7 @@ def test_tiny_cpu_run_writes_every_variant_with_its_figures(bench, tmp_path, cap
     for name in ("pycontrast", "ours"):
         r = v[name]
         assert r["img_per_s"] == pytest.approx(4 * 2 / r["seconds"])
+        assert r["img_per_cpu_s"] == pytest.approx(4 * 2 / r["cpu_seconds"])
         assert r["peak_memory_mib"] > 0 and r["host_syncs_per_step"] is None and r["iters"] == 2
         assert r["loss"] > 0
     assert v["pycontrast"]["ratio_vs_baseline"] == 1.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from infomin.config import CfgNode
 from infomin.config import load_cfg as _load_cfg
-from .optim import OPTIMIZERS
+from .optim import IMPLS, OPTIMIZERS
 
 
 def get_cfg() -> CfgNode:
@@ -24,6 +24,8 @@ def get_cfg() -> CfgNode:
     C.MODEL.WIDTH = None  # 1; PyContrast width multiplier (2 = R50x2, 0.5 = a CMC stream)
     C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
     C.MODEL.PRECISION = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    C.MODEL.CHANNELS_LAST = None  # None (= auto: on CUDA, off on the CPU) | True | False
+    C.MODEL.COMPILE = False  # torch.compile the encoders (needs Triton on GPU, a C++ compiler on CPU)
     _add_method_settings(C.MODEL)  # FEAT_DIM, HEAD, TEMPERATURE, ... (None = the method's value)
 
     C.DATA = CfgNode()
@@ -57,6 +59,7 @@ def get_cfg() -> CfgNode:
 
     C.SOLVER = CfgNode()
     C.SOLVER.OPTIMIZER = "SGD"  # SGD (the reference) | AdamW (MOMENTUM unused)
+    C.SOLVER.OPTIMIZER_IMPL = "auto"  # auto (fused on CUDA, else foreach) | fused | foreach | for_loop
     C.SOLVER.IMS_PER_BATCH = 256  # global batch, split evenly over processes
     C.SOLVER.BASE_LR = 0.03  # at REFERENCE_BATCH; scaled linearly with the global batch
     C.SOLVER.REFERENCE_BATCH = 256
@@ -146,6 +149,9 @@ def cfg_from_yaml_string(text: str) -> CfgNode:
 _CHOICES = {
     "MODEL.PRECISION": ("auto", "fp32", "bf16", "fp16"),
     "SOLVER.OPTIMIZER": tuple(OPTIMIZERS),
+    "SOLVER.OPTIMIZER_IMPL": IMPLS,
+    "MODEL.CHANNELS_LAST": (None, "auto", True, False),
+    "MODEL.COMPILE": (True, False),
     "SOLVER.SCHEDULE": ("cosine", "step"),
     "LINEAR.OPTIMIZER": tuple(OPTIMIZERS),
     "LINEAR.AUG": (None, "NULL", "RA"),

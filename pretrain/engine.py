@@ -24,8 +24,9 @@ from .data import (BadImageTracker, ResumableSampler, RobustImageFolder, WorkerS
 from .hooks import (KNNHook, MetricsHook, MetricsWriter, PeriodicCheckpointHook, ProgressBarHook, StopHook,
                     check_finite)
 from .knn import knn_accuracy
-from .optim import build_optimizer
+from .optim import build_optimizer, optimizer_impl
 from .schedule import build_schedule
+from .step import TrainStep, compile_unavailable, prepare_model, resolve_channels_last
 from .trainer import TrainerBase
 
 logger = logging.getLogger(__name__)
@@ -52,20 +53,20 @@ def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
 
 
 class PretrainTrainer(TrainerBase):
-    """One step = one batch: autocast forward, scaled backward, optimizer and lr steps, momentum
-    update. The data iterator is (re)started at each epoch, at the right batch after a resume.
+    """One step = one batch: fetch it, then `step(batch)` (`infomin.pretrain.step.TrainStep`:
+    copy to the device, autocast forward, scaled backward, optimizer and lr steps, momentum
+    update). The data iterator is (re)started at each epoch, at the right batch after a resume.
 
     Per step it leaves `outputs` (the method's tensors), `lr` (of this step) and `data_time`
     for the hooks; `is_log_point(done)` says where hooks may synchronise with the device.
     """
 
-    def __init__(self, *, model, method, loader, sampler, dataset, seeder, optimizer, scheduler, scaler,
-                 autocast, device, batch: int, iters_per_epoch: int, bad_images, log_period: int, stop_at: int,
+    def __init__(self, *, step: TrainStep, loader, sampler, dataset, seeder, batch: int, iters_per_epoch: int,
+                 bad_images, log_period: int, stop_at: int,
                  device_views=None):
         super().__init__()
-        self.model, self.method, self.loader, self.sampler = model, method, loader, sampler
-        self.dataset, self.seeder, self.optimizer, self.scheduler = dataset, seeder, optimizer, scheduler
-        self.scaler, self.autocast, self.device, self.batch = scaler, autocast, device, batch
+        self.step, self.loader, self.sampler = step, loader, sampler
+        self.dataset, self.seeder, self.batch = dataset, seeder, batch
         self.iters_per_epoch, self.bad_images = iters_per_epoch, bad_images
         self.log_period, self.stop_at = log_period, stop_at
         self.device_views = device_views  # DATA.LOADER gpu: decode + views on the device
@@ -96,17 +97,8 @@ class PretrainTrainer(TrainerBase):
             data = self.device_views(data)
         self.data_time = time.perf_counter() - t_data
         self.bad_images.update(data.pop("bad", ()))
-        data = {k: v.to(self.device, non_blocking=True) for k, v in data.items() if torch.is_tensor(v)}
-        self.lr = self.optimizer.param_groups[0]["lr"]
-        with self.autocast():
-            out = self.model(data)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out["loss"]).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.method.momentum_update()
-        self.outputs = out
+        self.lr = self.step.optimizer.param_groups[0]["lr"]
+        self.outputs = self.step(data)
         if (self.iter + 1) % self.iters_per_epoch == 0:
             self._data_iter = None  # the epoch is over: let its workers go before the epoch-end hooks
 
@@ -139,9 +131,17 @@ def _knn_monitor(cfg, encoder, rank, world, device):
 
 def _payload(cfg, method, optimizer, scheduler, scaler, epoch, iteration, rngs) -> dict:
     return fmt.make_payload(
-        arch=cfg.MODEL.ARCH, width=cfg.MODEL.WIDTH, method=cfg.MODEL.METHOD, model=method.state_dict(),
+        arch=cfg.MODEL.ARCH, width=cfg.MODEL.WIDTH, method=cfg.MODEL.METHOD, model=_nchw_state(method),
         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
         epoch=epoch, iteration=iteration, rngs=rngs, config=cfg.dump())
+
+
+def _nchw_state(method) -> dict:
+    """The method's state_dict (metadata kept) in the default layout, whatever MODEL.CHANNELS_LAST."""
+    state = method.state_dict()
+    for key, value in state.items():
+        state[key] = value.contiguous()
+    return state
 
 
 def run_pretraining(cfg, resume: str | None = None) -> str:
@@ -158,6 +158,9 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     rank, world = du.get_rank(), du.get_world_size()
     main = rank == 0
     amp_dtype = resolve_precision(cfg.MODEL.PRECISION, device)
+    channels_last = resolve_channels_last(cfg.MODEL.CHANNELS_LAST, device)
+    if cfg.MODEL.COMPILE and compile_unavailable(device):  # say so before any data is read
+        raise RuntimeError(f"MODEL.COMPILE True: {compile_unavailable(device)}; or set MODEL.COMPILE False.")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
 
@@ -204,6 +207,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     method = build.build_method(cfg, dataset_size=len(dataset), num_classes=len(dataset.classes)).to(device)
     _check_bn_groups(method.settings, batch, world)
     du.broadcast_module_state(method)
+    method = prepare_model(method, device, channels_last=channels_last, compile=cfg.MODEL.COMPILE)
     params = [p for p in method.parameters() if p.requires_grad]
     schedule = build_schedule(cfg.SOLVER, cfg.SOLVER.IMS_PER_BATCH, iters_per_epoch)
     optimizer = build_optimizer(cfg.SOLVER, params, schedule.base_lr)
@@ -235,11 +239,12 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
         model = du.wrap_ddp(method, device, cfg.DDP.FIND_UNUSED_PARAMETERS)
     model.train()
 
+    step = TrainStep(model=model, method=method, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                     autocast=autocast_context(device, amp_dtype), device=device, channels_last=channels_last)
     trainer = PretrainTrainer(
-        model=model, method=method, loader=loader, sampler=sampler, dataset=dataset, seeder=seeder,
-        optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast_context(device, amp_dtype),
-        device=device, batch=batch, iters_per_epoch=iters_per_epoch, bad_images=bad_images,
-        log_period=cfg.LOG.PERIOD, stop_at=stop_at, device_views=device_views)
+        step=step, loader=loader, sampler=sampler, dataset=dataset, seeder=seeder, batch=batch,
+        iters_per_epoch=iters_per_epoch, bad_images=bad_images, log_period=cfg.LOG.PERIOD, stop_at=stop_at,
+        device_views=device_views)
     comm = du.backend_device(device)
     writer = MetricsWriter(cfg.OUTPUT_DIR, main, cfg.LOG.TENSORBOARD)
     checkpoints = PeriodicCheckpointHook(
@@ -255,9 +260,11 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
                 cfg.SOLVER.EPOCHS, cfg.KNN.PERIOD, main) if cfg.KNN.ENABLED else None,
         checkpoints,  # last: saves what the hooks before it decided (stop, epoch end)
     ])
-    logger.info("Training %s: %d epochs x %d iterations, global batch %d (%d per process), lr %.4g",
-                cfg.MODEL.METHOD, cfg.SOLVER.EPOCHS, iters_per_epoch, cfg.SOLVER.IMS_PER_BATCH, batch,
-                schedule.base_lr)
+    logger.info("Training %s: %d epochs x %d iterations, global batch %d (%d per process), lr %.4g; "
+                "%s, %s, %s %s%s", cfg.MODEL.METHOD, cfg.SOLVER.EPOCHS, iters_per_epoch, cfg.SOLVER.IMS_PER_BATCH,
+                batch, schedule.base_lr, "fp32" if amp_dtype is None else f"{amp_dtype} autocast",
+                "channels-last" if channels_last else "NCHW", optimizer_impl(optimizer), cfg.SOLVER.OPTIMIZER,
+                ", compiled encoders" if cfg.MODEL.COMPILE else "")
     trainer.train(start_iter, max_iter)
     return checkpoints.last_path
 
@@ -281,7 +288,10 @@ def _restore(path, method, optimizer, scheduler, scaler, seed) -> int:
     """Load a checkpoint into the training objects and this rank's RNGs; returns its iteration."""
     state = ckpt_io.load_checkpoint(path)
     method.load_state_dict(state["model"])
+    impl = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    for group, flags in zip(optimizer.param_groups, impl):  # this run's OPTIMIZER_IMPL, not the saved one
+        group.update(flags)
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     iteration = int(state["iteration"])

@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 import infomin.pretrain.engine as engine
 from infomin.pretrain.checkpoint import load_checkpoint
 from infomin.pretrain.config import load_cfg
-from infomin.pretrain.data import make_generated_imagefolder
+from infomin.datasets import write_imagefolder
 from infomin.pretrain.engine import run_pretraining
 from infomin.pretrain.optim import build_optimizer, optimizer_impl, resolve_impl
 from infomin.pretrain.step import compile_unavailable, nhwc, resolve_channels_last
@@ -29,8 +29,8 @@ SMALL = ("MODEL.QUEUE_SIZE", 16, "SOLVER.IMS_PER_BATCH", 4, "LOG.TENSORBOARD", "
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_generated_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
-                                      train_per_class=6, val_per_class=1, size=48)
+    return write_imagefolder(str(tmp_path_factory.mktemp("gen")), num_classes=2,
+                             train_per_class=6, val_per_class=1, size=48)
 
 
 def _run(root, out, *opts, monkeypatch=None, seen=None, resume=None):

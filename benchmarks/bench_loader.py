@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,17 +28,8 @@ from PIL import Image
 from infomin.pretrain.data import ResumableSampler, RobustImageFolder, WorkerSeeder, build_loader
 from infomin.views import build_multiview_transform
 from infomin.views.device import DeviceViews, EncodedViews
+from infomin.device import cpu_name
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_images(root: str, count: int, seed: int = 0, size=(500, 375)) -> str:

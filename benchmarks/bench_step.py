@@ -43,6 +43,7 @@ from infomin.pretrain.engine import autocast_context, resolve_precision
 from infomin.pretrain.optim import build_optimizer, fused_unsupported, optimizer_impl
 from infomin.pretrain.schedule import build_schedule
 from infomin.pretrain.step import TrainStep, compile_unavailable, prepare_model
+from infomin.device import cpu_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESET = os.path.join(REPO, "configs", "pretrain", "infomin_R50_200ep.yaml")
@@ -90,13 +91,7 @@ def parse_args(argv=None):
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads"
+    return f"{cpu_name()}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads"
 
 
 class PeakMemory:

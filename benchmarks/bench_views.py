@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 
 from infomin.views import build_multiview_transform, build_reference_transform
+from infomin.device import cpu_name
 
 SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
            "stereo_motorcycle")
@@ -105,7 +105,7 @@ def main(argv=None) -> dict:
         "pairs_per_round": args.pairs, "rounds": args.rounds,
         "torchvision_pairs_per_s_per_core": statistics.median(rates["torchvision-PIL"]),
         "infomin_pairs_per_s_per_core": statistics.median(rates["infomin"]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores visible, "
                    f"torch {torch.__version__}, Pillow {Image.__version__}",
     }
     result["ratio"] = result["infomin_pairs_per_s_per_core"] / result["torchvision_pairs_per_s_per_core"]

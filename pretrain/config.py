@@ -47,15 +47,18 @@ def get_cfg() -> CfgNode:
     C.VIEWS = CfgNode()
     C.VIEWS.POLICY = None
     C.VIEWS.IMAGE_SIZE = 224
-    C.VIEWS.CROP_MIN = None
-    C.VIEWS.JITTER_STRENGTH = None
-    C.VIEWS.BLUR_PROB = None
-    C.VIEWS.RA_MAGNITUDE = None
     C.VIEWS.COLOR_SPACE = None
     C.VIEWS.JIGSAW = None  # None = follow the method's jigsaw setting
     C.VIEWS.JIGSAW_CROP = 255  # jigsaw: RandomResizedCrop size, cut into a 3x3 grid ...
     C.VIEWS.JIGSAW_TILE = 64  # ... of tiles this big (each jittered inside its cell)
     C.VIEWS.EVAL_RESIZE = 0  # 0 = IMAGE_SIZE * 256 / 224
+    # one key per knob of the registered view stages (CROP_MIN, JITTER_STRENGTH, BLUR_PROB,
+    # RA_MAGNITUDE, and any stage registered before this runs); None = the policy's own value
+    # (CROP_MIN: the method's, infomin.methods.METHOD_VIEWS)
+    from infomin.views import STAGES
+
+    for knob in STAGES.knobs():
+        C.VIEWS[knob.upper()] = None
 
     C.SOLVER = CfgNode()
     C.SOLVER.OPTIMIZER = "SGD"  # SGD (the reference) | AdamW (MOMENTUM unused)

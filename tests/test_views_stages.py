@@ -115,6 +115,12 @@ def test_registered_knob_reaches_the_stage_and_the_tools(invert_stage):
     parser = argparse.ArgumentParser()
     assert "invert_prob" in add_view_knob_options(parser)
     assert parser.parse_args(["--invert-prob", "0.3"]).invert_prob == 0.3
+    from infomin.pretrain.config import get_cfg  # a registered knob is a pretraining config key too
+
+    cfg = get_cfg()
+    assert cfg.VIEWS.INVERT_PROB is None
+    cfg.merge_from_list(["VIEWS.INVERT_PROB", "0.4"])
+    assert cfg.VIEWS.INVERT_PROB == 0.4
 
 
 def test_registry_is_restored_and_refuses_clashes():

@@ -5,9 +5,10 @@ quantises its output the way PIL quantises its own (truncation for blends, round
 resampling), so a chain of ops stays close to the reference's uint8 chain and RandAugment's
 threshold ops (Solarize, Posterize, Equalize) see the levels PIL would. Where PIL's definition is
 integer arithmetic (luma, blends, Equalize, AutoContrast, Posterize, the box blur of policy B) it is
-reproduced exactly; the hue shift uses kornia's HSV, crops use torch's antialiased bilinear resize
-and RandAugment's warps sample like PIL's affine transform. ``docs/views.md`` lists the measured
-differences from PIL (``tests/test_views_batched.py`` bounds each).
+reproduced exactly, the hue shift too (PIL's 8-bit HSV; kornia's float HSV was up to 14 levels off);
+crops use torch's antialiased bilinear resize and RandAugment's warps sample like PIL's affine
+transform. ``docs/views.md`` lists the measured differences from PIL (``tests/test_views_device.py``
+bounds each).
 
 Per-sample scalars are 1-D tensors (or sequences) of length N on any device.
 """

@@ -3,7 +3,8 @@ Detectron2 detectors with our `Trainer`.
 
 `setup_cfg` reads the config (Detectron2's, with unknown-key suggestions); `check_cfg` refuses,
 in the launching process before any worker starts, what would only fail later: missing weights,
-features needing ``detectron2._C``, AMP without CUDA, unknown datasets; `run` is one worker of
+features needing ``detectron2._C``, AMP without CUDA, unknown datasets, weights that need the
+network or do not fit the model, a finished run in OUTPUT_DIR (`preflight`); `run` is one worker of
 Detectron2's `launch`. They take the parsed command line (`args`) of that command.
 """
 import copy
@@ -21,6 +22,8 @@ from infomin import checkpoint_format
 from .compiled_ops import check_compiled_ops
 from .config import get_cfg
 from .datasets import register_coco_folder, register_voc_folder
+from .preflight import (check_coco_classes, check_detection_config, check_output_dir,
+                        check_weights_fit, resolve_weights)
 from .protocol import batch_warning
 from .trainer import Trainer, check_amp, evaluator_type
 
@@ -43,7 +46,9 @@ def setup_cfg(args):
     if not args.config_file:
         raise ValueError("--config-file is required (e.g. detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml)")
     cfg = get_cfg()
-    cfg.merge_from_file(resolve_config_file(args.config_file))
+    path = resolve_config_file(args.config_file)
+    check_detection_config(path, args.config_file)
+    cfg.merge_from_file(path)
     try:
         cfg.merge_from_list(args.opts or [])
     except (KeyError, AssertionError, ValueError) as exc:
@@ -124,8 +129,10 @@ def check_cfg(cfg, args):
     check_compiled_ops(cfg)
     check_amp(cfg)
     check_devices(cfg, args)
-    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
+    needed = list(cfg.DATASETS.TEST) if args.eval_only else list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    for name in needed:  # --eval-only reads no training set
         check_dataset(name)
+        check_coco_classes(name)
         classes = MetadataCatalog.get(name).get("thing_classes")  # known before loading for VOC
         if classes is not None and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
             raise ValueError(
@@ -133,6 +140,7 @@ def check_cfg(cfg, args):
                 f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}; add 'MODEL.ROI_HEADS.NUM_CLASSES {len(classes)}'.")
     for name in cfg.DATASETS.TEST:
         evaluator_type(name)  # refuses datasets without a known evaluator
+    check_output_dir(cfg, args)
     weights = cfg.MODEL.WEIGHTS
     if _will_resume(cfg, args.resume):
         return
@@ -150,6 +158,8 @@ def check_cfg(cfg, args):
                 "Detectron2 would match none of its keys and train from random weights. Convert "
                 "it first: infomin-convert-pretrained "
                 f"{weights} {os.path.splitext(weights)[0]}.pkl")
+    if weights:
+        check_weights_fit(cfg, resolve_weights(weights), weights)
 
 
 def _with_config_path(args):

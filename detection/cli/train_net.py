@@ -52,6 +52,14 @@ def build_parser():
         "--voc-dataset", nargs=4, action="append", default=[], metavar=("NAME", "DIRNAME", "SPLIT", "YEAR"),
         help="register a split of a VOC-layout folder under NAME; YEAR 2007 selects the 11-point "
              "VOC07 metric (repeatable)")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train from the start into an OUTPUT_DIR that already holds a run (its checkpoints are "
+             "overwritten); without it such a run is refused unless --resume continues it")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="also print the environment, the full config and the model on the terminal (they are "
+             "always in OUTPUT_DIR/log.txt)")
     return parser
 
 

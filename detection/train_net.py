@@ -8,13 +8,17 @@ network or do not fit the model, a finished run in OUTPUT_DIR (`preflight`); `ru
 Detectron2's `launch`. They take the parsed command line (`args`) of that command.
 """
 import copy
+import logging
 import os
 import sys
+import warnings
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from infomin.configs import resolve_config_file
 from infomin import checkpoint_format
@@ -170,6 +174,42 @@ def _with_config_path(args):
     return resolved
 
 
+# What default_setup and DefaultTrainer log at startup that only matters when reading a run's
+# record: OUTPUT_DIR/log.txt keeps them, the terminal shows them with --verbose.
+_RECORD_ONLY = ("Environment info:", "Command line arguments:", "Contents of args.config_file",
+                "Running with full config:", "Model:\n")
+
+
+def _record_only(record):
+    return not str(record.msg).startswith(_RECORD_ONLY)
+
+
+def concise_terminal(cfg, verbose=False):
+    """Set up Detectron2's loggers (as `default_setup` does, which then reuses them) with the
+    environment dump, config and model printouts kept out of the terminal unless `verbose`."""
+    if not verbose:
+        # collect_env_info (default_setup's environment dump) imports cpp_extension, which logs
+        # "No CUDA runtime is found" on every CPU-only machine; import it once, quietly
+        cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+        level = cpp_logger.level
+        cpp_logger.setLevel(logging.ERROR)
+        try:
+            import torch.utils.cpp_extension  # noqa: F401
+        finally:
+            cpp_logger.setLevel(level)
+    rank = comm.get_rank()
+    loggers = [setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, name="fvcore"),
+               setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank)]  # the calls default_setup makes
+    for logger in loggers:
+        for handler in logger.handlers:
+            if getattr(handler, "stream", None) is not sys.stdout:
+                continue  # the log.txt handler keeps everything
+            if verbose:
+                handler.removeFilter(_record_only)
+            elif _record_only not in handler.filters:
+                handler.addFilter(_record_only)
+
+
 def run(args):
     """One worker: register datasets, set up logging/output, then evaluate or train.
 
@@ -178,7 +218,17 @@ def run(args):
     """
     register_cli_datasets(args)
     cfg = setup_cfg(args)
+    concise_terminal(cfg, getattr(args, "verbose", False))
     default_setup(cfg, _with_config_path(args))
+    with warnings.catch_warnings():
+        # Detectron2 0.6's anchor generator calls torch.meshgrid without `indexing` (its default
+        # "ij" is what it means); PyTorch warns about that at every run
+        warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release",
+                                category=UserWarning)
+        return _run(cfg, args)
+
+
+def _run(cfg, args):
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

@@ -73,6 +73,9 @@ def resolve_weights(weights):
         return weights
     from infomin.zoo import ZooError, UnknownModelError
 
+    download_log = logging.getLogger("iopath.common.download")  # logs the failure we report
+    level = download_log.level
+    download_log.setLevel(logging.CRITICAL)
     try:
         return PathManager.get_local_path(weights)
     except UnknownModelError as exc:
@@ -90,6 +93,8 @@ def resolve_weights(weights):
             f"{url.split('/')[-1]} by other means and put it at exactly {cached} (the cache "
             "Detectron2 reads, $FVCORE_CACHE or ~/.torch/iopath_cache), or give a local file as "
             "MODEL.WEIGHTS.") from None
+    finally:
+        download_log.setLevel(level)
 
 
 def _is_backbone_key(key):
@@ -145,7 +150,8 @@ def check_weights_fit(cfg, local_path, weights=None):
         part = backbone_part(str(key))
         if part is not None:
             by_part.setdefault(part, value)
-    bad.sort(key=lambda k: by_part.get(backbone_part(k)) is None)  # misshapen before absent
+    # examples: misshapen before absent, convolutions before norms and shortcuts
+    bad.sort(key=lambda k: (by_part.get(backbone_part(k)) is None, ".norm." in k, ".shortcut" in k))
     examples = []
     for key in bad[:3]:
         found = by_part.get(backbone_part(key))

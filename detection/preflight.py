@@ -137,8 +137,17 @@ def check_weights_fit(cfg, local_path, weights=None):
         model = build_model(meta_cfg)
     checkpointer = DetectionCheckpointer(model)
     with _quiet():
-        checkpoint = checkpointer._load_file(local_path)
-        raw = dict(checkpoint.get("model", {}))
+        try:
+            checkpoint = checkpointer._load_file(local_path)
+        except Exception as exc:  # pickle/zip/torch errors of a truncated or foreign file
+            raise ValueError(
+                f"MODEL.WEIGHTS {weights} is not a checkpoint Detectron2 can read "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}); "
+                "give a .pkl written by infomin-convert-pretrained or a Detectron2 .pth.") from None
+        if not isinstance(checkpoint.get("model"), dict):
+            raise ValueError(f"MODEL.WEIGHTS {weights} holds no model weights; give a .pkl written "
+                             "by infomin-convert-pretrained or a Detectron2 .pth.")
+        raw = dict(checkpoint["model"])
         incompatible = checkpointer._load_model(checkpoint)
     model_shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     bad = [k for k in incompatible.missing_keys if _is_backbone_key(k)]

@@ -122,6 +122,9 @@ def test_weights_that_fit_pass_and_a_detectron2_checkpoint_is_checked_too(tmp_pa
     torch.save({"model": heads_only}, tmp_path / "heads.pth")
     with pytest.raises(ValueError, match="holds no complete ResNet backbone"):
         check_weights_fit(cfg, str(tmp_path / "heads.pth"))
+    (tmp_path / "truncated.pkl").write_bytes(pickle.dumps({"model": {}})[:5])
+    with pytest.raises(ValueError, match="is not a checkpoint Detectron2 can read"):
+        check_weights_fit(cfg, str(tmp_path / "truncated.pkl"))
     backbone_only = {k: v for k, v in model.state_dict().items()
                      if k.startswith(("backbone.", "roi_heads.res5."))}  # C4: res5 is in the heads
     torch.save({"model": backbone_only}, tmp_path / "backbone.pth")

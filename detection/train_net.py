@@ -3,17 +3,22 @@ Detectron2 detectors with our `Trainer`.
 
 `setup_cfg` reads the config (Detectron2's, with unknown-key suggestions); `check_cfg` refuses,
 in the launching process before any worker starts, what would only fail later: missing weights,
-features needing ``detectron2._C``, AMP without CUDA, unknown datasets; `run` is one worker of
+features needing ``detectron2._C``, AMP without CUDA, unknown datasets, weights that need the
+network or do not fit the model, a finished run in OUTPUT_DIR (`preflight`); `run` is one worker of
 Detectron2's `launch`. They take the parsed command line (`args`) of that command.
 """
 import copy
+import logging
 import os
 import sys
+import warnings
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from infomin.configs import resolve_config_file
 from infomin import checkpoint_format
@@ -21,6 +26,8 @@ from infomin import checkpoint_format
 from .compiled_ops import check_compiled_ops
 from .config import get_cfg
 from .datasets import register_coco_folder, register_voc_folder
+from .preflight import (check_coco_classes, check_detection_config, check_output_dir,
+                        check_weights_fit, resolve_weights)
 from .protocol import batch_warning
 from .trainer import Trainer, check_amp, evaluator_type
 
@@ -43,7 +50,9 @@ def setup_cfg(args):
     if not args.config_file:
         raise ValueError("--config-file is required (e.g. detection/coco/mask_rcnn_R50_FPN_1x_coco_infomin.yaml)")
     cfg = get_cfg()
-    cfg.merge_from_file(resolve_config_file(args.config_file))
+    path = resolve_config_file(args.config_file)
+    check_detection_config(path, args.config_file)
+    cfg.merge_from_file(path)
     try:
         cfg.merge_from_list(args.opts or [])
     except (KeyError, AssertionError, ValueError) as exc:
@@ -124,8 +133,10 @@ def check_cfg(cfg, args):
     check_compiled_ops(cfg)
     check_amp(cfg)
     check_devices(cfg, args)
-    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
+    needed = list(cfg.DATASETS.TEST) if args.eval_only else list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    for name in needed:  # --eval-only reads no training set
         check_dataset(name)
+        check_coco_classes(name)
         classes = MetadataCatalog.get(name).get("thing_classes")  # known before loading for VOC
         if classes is not None and len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
             raise ValueError(
@@ -133,6 +144,7 @@ def check_cfg(cfg, args):
                 f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}; add 'MODEL.ROI_HEADS.NUM_CLASSES {len(classes)}'.")
     for name in cfg.DATASETS.TEST:
         evaluator_type(name)  # refuses datasets without a known evaluator
+    check_output_dir(cfg, args)
     weights = cfg.MODEL.WEIGHTS
     if _will_resume(cfg, args.resume):
         return
@@ -150,6 +162,8 @@ def check_cfg(cfg, args):
                 "Detectron2 would match none of its keys and train from random weights. Convert "
                 "it first: infomin-convert-pretrained "
                 f"{weights} {os.path.splitext(weights)[0]}.pkl")
+    if weights:
+        check_weights_fit(cfg, resolve_weights(weights), weights)
 
 
 def _with_config_path(args):
@@ -160,6 +174,42 @@ def _with_config_path(args):
     return resolved
 
 
+# What default_setup and DefaultTrainer log at startup that only matters when reading a run's
+# record: OUTPUT_DIR/log.txt keeps them, the terminal shows them with --verbose.
+_RECORD_ONLY = ("Environment info:", "Command line arguments:", "Contents of args.config_file",
+                "Running with full config:", "Model:\n")
+
+
+def _record_only(record):
+    return not str(record.msg).startswith(_RECORD_ONLY)
+
+
+def concise_terminal(cfg, verbose=False):
+    """Set up Detectron2's loggers (as `default_setup` does, which then reuses them) with the
+    environment dump, config and model printouts kept out of the terminal unless `verbose`."""
+    if not verbose:
+        # collect_env_info (default_setup's environment dump) imports cpp_extension, which logs
+        # "No CUDA runtime is found" on every CPU-only machine; import it once, quietly
+        cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+        level = cpp_logger.level
+        cpp_logger.setLevel(logging.ERROR)
+        try:
+            import torch.utils.cpp_extension  # noqa: F401
+        finally:
+            cpp_logger.setLevel(level)
+    rank = comm.get_rank()
+    loggers = [setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, name="fvcore"),
+               setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank)]  # the calls default_setup makes
+    for logger in loggers:
+        for handler in logger.handlers:
+            if getattr(handler, "stream", None) is not sys.stdout:
+                continue  # the log.txt handler keeps everything
+            if verbose:
+                handler.removeFilter(_record_only)
+            elif _record_only not in handler.filters:
+                handler.addFilter(_record_only)
+
+
 def run(args):
     """One worker: register datasets, set up logging/output, then evaluate or train.
 
@@ -168,7 +218,17 @@ def run(args):
     """
     register_cli_datasets(args)
     cfg = setup_cfg(args)
+    concise_terminal(cfg, getattr(args, "verbose", False))
     default_setup(cfg, _with_config_path(args))
+    with warnings.catch_warnings():
+        # Detectron2 0.6's anchor generator calls torch.meshgrid without `indexing` (its default
+        # "ij" is what it means); PyTorch warns about that at every run
+        warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release",
+                                category=UserWarning)
+        return _run(cfg, args)
+
+
+def _run(cfg, args):
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

@@ -7,6 +7,7 @@ than let it fail an assertion after the model and data are built).
 """
 import os
 
+import numpy as np
 import torch
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer
@@ -64,7 +65,17 @@ def build_evaluator(cfg, dataset_name, output_folder=None):
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     if evaluator_type(dataset_name) == "coco":
         return build_coco_evaluator(dataset_name, tasks=coco_tasks(cfg), output_dir=output_folder)
-    return PascalVOCDetectionEvaluator(dataset_name)
+    return VOCDetectionEvaluator(dataset_name)
+
+
+class VOCDetectionEvaluator(PascalVOCDetectionEvaluator):
+    """Detectron2's VOC evaluator without its divide warning: a class with no ground truth in the
+    test set divides by zero positives (`pascal_voc_evaluation.py` "invalid value encountered in
+    divide"); its AP is still reported as Detectron2 computes it."""
+
+    def evaluate(self):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return super().evaluate()
 
 
 class Trainer(DefaultTrainer):

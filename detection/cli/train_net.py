@@ -6,9 +6,13 @@ overrides), run through Detectron2's `launch` for multi-GPU and multi-node jobs,
 `Trainer` (`infomin.detection.train_net`). Two extra flags register datasets from any folder in
 every worker: ``--coco-dataset NAME JSON IMAGE_ROOT`` and ``--voc-dataset NAME DIRNAME SPLIT YEAR``.
 
-The config is checked in the launching process before any worker starts: missing weights,
-features needing ``detectron2._C``, AMP without CUDA, unknown datasets and unknown config keys
-fail there, with a message and exit status 2.
+The config is checked in the launching process before any worker starts: missing weights or
+weights that do not fit the backbone, weights that need the network (fetched now, or refused
+naming the URL and cache path), features needing ``detectron2._C``, AMP without CUDA, unknown
+datasets, unknown config keys, a pretraining config and an OUTPUT_DIR holding a finished run
+(``--resume`` continues it, ``--overwrite`` starts over) fail there, with one message and exit
+status 2. The terminal log is concise; OUTPUT_DIR/log.txt has Detectron2's full log
+(``--verbose`` prints it all).
 """
 import logging
 import os
@@ -52,6 +56,14 @@ def build_parser():
         "--voc-dataset", nargs=4, action="append", default=[], metavar=("NAME", "DIRNAME", "SPLIT", "YEAR"),
         help="register a split of a VOC-layout folder under NAME; YEAR 2007 selects the 11-point "
              "VOC07 metric (repeatable)")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train from the start into an OUTPUT_DIR that already holds a run (its checkpoints are "
+             "overwritten); without it such a run is refused unless --resume continues it")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="also print the environment, the full config and the model on the terminal (they are "
+             "always in OUTPUT_DIR/log.txt)")
     return parser
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import pickle
 import sys
 
 import yaml
 
 from infomin.zoo.catalog import CatalogError, UnknownModelError, ZooEntry, get_entry, load_catalog
-from infomin.zoo.download import ZooError, cache_root, checkpoint_path, fetch, import_file
+from infomin.zoo.download import (ZooError, cache_root, check_import, checkpoint_path, fetch,
+                                  import_file)
 from infomin.zoo.weights import converted_path, ensure_converted
 
 _DET_SHORT = {
@@ -29,10 +32,21 @@ _DET_SHORT = {
 }
 
 
+PROG = "infomin-model-zoo"
+
+
+def _common(parser: argparse.ArgumentParser, default) -> None:
+    """--catalog/--cache, accepted before or after the subcommand (a subcommand's copy does not
+    reset what was given before it)."""
+    parser.add_argument("--catalog", default=default,
+                        help="catalogue YAML (default: $INFOMIN_ZOO_CATALOG or the shipped one)")
+    parser.add_argument("--cache", default=default,
+                        help="cache folder (default: $INFOMIN_CACHE or ~/.cache/infomin)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infomin-model-zoo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--catalog", help="catalogue YAML (default: $INFOMIN_ZOO_CATALOG or the shipped one)")
-    p.add_argument("--cache", help="cache folder (default: $INFOMIN_CACHE or ~/.cache/infomin)")
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    _common(p, None)
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list the catalogue")
@@ -54,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--trust", action="store_true",
                       help="let the converter unpickle non-tensor objects (only for files you trust)")
     conv.add_argument("--force", action="store_true", help="convert again even if cached")
+    for command in sub.choices.values():
+        _common(command, argparse.SUPPRESS)
     return p
 
 
@@ -111,20 +127,42 @@ def _show(entry: ZooEntry) -> None:
                          sort_keys=False, width=100), end="")
 
 
-def _config_hint(entry: ZooEntry) -> str:
-    """Command-line config options (Python literals, as Detectron2's merge_from_list reads them)."""
+def _tensor_settings(converted) -> dict:
+    """The MODEL.RESNETS settings read from the converted weights' tensor shapes ({} if unreadable)."""
+    from infomin.convert import ConversionError
+    from infomin.convert.inspect import detectron2_arch, shape_settings
+
+    try:
+        with open(converted, "rb") as f:
+            data = pickle.load(f)  # the converter's own output, written into our cache
+        arch = detectron2_arch(data["model"])
+    except (OSError, pickle.UnpicklingError, KeyError, TypeError, ConversionError):
+        return {}
+    return {**shape_settings(arch), "MODEL.RESNETS.STRIDE_IN_1X1": False}
+
+
+def _config_hint(entry: ZooEntry, converted=None) -> str:
+    """Command-line config options (Python literals, as Detectron2's merge_from_list reads them):
+    the catalogue's input convention, and the architecture read from the converted tensors."""
     if entry.is_detector:
         return (f"evaluate it with: infomin-train-net --eval-only --config-file {entry.config} "
                 f"MODEL.WEIGHTS infomin://{entry.name}")
     def literal(v):
         return v if isinstance(v, str) else repr(v).replace(" ", "")
-    opts = " ".join(f"{k} {literal(v)}" for k, v in entry.detectron2_settings().items())
+    settings = dict(entry.detectron2_settings())
+    if converted is not None:
+        settings.update(_tensor_settings(converted))
+    opts = " ".join(f"{k} {literal(v)}" for k, v in settings.items())
     return f"use it with: MODEL.WEIGHTS infomin://{entry.name} {opts}"
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.catalog is not None and not os.path.isfile(args.catalog):
+        print(f"{PROG}: error: --catalog {args.catalog}: no such file; give the path of a "
+              "catalogue YAML, or leave --catalog out to use the shipped one", file=sys.stderr)
+        return 2
     try:
         entries = load_catalog(args.catalog)
         if args.command == "list":
@@ -135,6 +173,8 @@ def main(argv=None) -> int:
             _show(entry)
             return 0
         progress = not args.no_progress
+        if args.file:  # checksums, then the architecture the catalogue lists
+            check_import(entry, args.file, args.cache)
         if args.command == "download":
             if args.file:
                 path = import_file(entry, args.file, args.cache)
@@ -149,11 +189,11 @@ def main(argv=None) -> int:
                                 force=args.force, progress=progress, retries=args.retries,
                                 timeout=args.timeout)
         print(path)
-        print(_config_hint(entry), file=sys.stderr)
+        print(_config_hint(entry, path), file=sys.stderr)
         return 0
     except (ZooError, CatalogError, UnknownModelError, ValueError) as e:
         # ValueError covers infomin.convert.ConversionError (the converter's refusals)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
 
 

@@ -54,6 +54,10 @@ class ChecksumError(ZooError):
     """A file does not match its expected checksum; it has been deleted (never the user's own file)."""
 
 
+class ArchitectureError(ZooError):
+    """A file is not the architecture its catalogue entry describes (nothing was imported)."""
+
+
 class _Interrupted(Exception):
     """A transfer stopped early; the `.part` file holds what arrived and the next attempt resumes."""
 
@@ -154,6 +158,52 @@ def _pin(entry: ZooEntry, final: Path, sha: str, pinned: str | None) -> None:
         logger.warning("%s: the publisher gives no checksum; pinned sha256 %s in %s (trust on "
                        "first use: later copies must match it)", entry.name, sha, pin_path(final))
     write_text_atomic(pin_path(final), sha + "\n")
+
+
+def check_architecture(entry: ZooEntry, path: Path) -> None:
+    """Refuse a file whose ResNet (read from its tensor shapes, opened with weights_only) is not
+    the one the catalogue entry describes (depth, width, groups).
+
+    A file the converter cannot read safely (Python objects beyond tensors) or that holds no
+    ResNet is left to the checksum and to `convert`, which refuses it with its own message.
+    """
+    from infomin.convert import ConversionError, infer_arch, load_checkpoint, read_backbone
+
+    expected = entry.detectron2 or {}
+    if entry.is_detector or "MODEL.RESNETS.DEPTH" not in expected:
+        return
+    try:
+        found = read_backbone(load_checkpoint(str(path)), None, entry.ema)
+        arch = infer_arch(found.backbone)
+    except ConversionError:
+        return
+    want = {"depth": expected["MODEL.RESNETS.DEPTH"], "width": entry.width}
+    have = {"depth": arch.depth, "width": arch.width_multiplier}
+    for key in ("MODEL.RESNETS.NUM_GROUPS", "MODEL.RESNETS.WIDTH_PER_GROUP"):
+        if key in expected:
+            want[key.rsplit(".", 1)[1].lower()] = expected[key]
+            have[key.rsplit(".", 1)[1].lower()] = arch.detectron2_settings()[key]
+    wrong = [f"{k} {have[k]} (catalogue: {want[k]})" for k in want if have[k] != want[k]]
+    if wrong:
+        raise ArchitectureError(
+            f"{entry.name}: {path} holds a {arch.name} ({', '.join(wrong)}), not the {entry.arch}"
+            f"{f' x{entry.width}' if entry.width != 1 else ''} the catalogue lists for "
+            f"{entry.name}; it is another model. Convert your own checkpoint with "
+            "infomin-convert-pretrained instead, or import the published file.")
+
+
+def check_import(entry: ZooEntry, src: str | os.PathLike,
+                 cache: str | os.PathLike | None = None) -> None:
+    """What `infomin-model-zoo ... --file` checks before importing: the checksums first (never
+    unpickling), then the architecture (weights_only). Raises ZooError; `src` is left as it is."""
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise ZooError(f"--file {src}: no such file")
+    try:
+        check_file(entry, src, read_pin(checkpoint_path(entry, cache)))
+        check_architecture(entry, src)
+    except ZooError as e:
+        raise type(e)(f"{e} {src} was not imported (and was left as it is).") from None
 
 
 def _install(entry: ZooEntry, candidate: Path, final: Path) -> Path:

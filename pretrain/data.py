@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 from typing import Callable, Iterator
 
 import numpy as np
@@ -226,6 +227,9 @@ class WorkerSeeder:
 
     def __call__(self, worker_id: int) -> None:
         seed_all(derive_seed(self.seed, self.rank, worker_id, self.epoch, 0xA5))
+        # Ctrl-C reaches the whole process group: the main process checkpoints and stops the
+        # workers itself (StopHook); a worker dying of it would end the run with a loader error.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # torch caps its own threads in workers, OpenCV (the views' colour ops) does not: without
         # this every worker would start one OpenCV thread per core and oversubscribe the CPUs.
         try:
@@ -233,6 +237,30 @@ class WorkerSeeder:
         except ImportError:
             return
         cv2.setNumThreads(1)
+
+
+_capped_said: set[tuple[int, int]] = set()
+
+
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a Slurm or taskset allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cap_workers(num_workers: int) -> int:
+    """DATA.NUM_WORKERS capped at the available cores (more would only oversubscribe them, and
+    torch warns about it); says so once per process and value."""
+    cpus = available_cpus()
+    if num_workers <= cpus:
+        return num_workers
+    if (num_workers, cpus) not in _capped_said:
+        _capped_said.add((num_workers, cpus))
+        logger.info("DATA.NUM_WORKERS %d is more than the %d available CPU cores: using %d loader workers.",
+                    num_workers, cpus, cpus)
+    return cpus
 
 
 def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_workers: int,
@@ -244,7 +272,7 @@ def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_worker
         collate_fn=getattr(dataset, "collate_fn", None),
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=num_workers,
+        num_workers=cap_workers(num_workers),
         worker_init_fn=seeder,
         generator=torch.Generator().manual_seed(derive_seed(seeder.seed, seeder.rank, 0x77)),
         drop_last=drop_last,

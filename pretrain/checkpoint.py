@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import re
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -164,7 +165,9 @@ def load_checkpoint(path: str) -> dict:
     """Load and check a pretraining checkpoint (weights_only: no code runs from the file); a file
     that cannot be one is a ValueError saying why in a few words."""
     try:
-        return fmt.load(path)
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: the error below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return fmt.load(path)
     except ValueError as err:
         if err.__cause__ is None:  # read, but not a pretraining checkpoint: the format's own message
             raise

@@ -139,6 +139,20 @@ class ViewData:
         self.unlabeled, self.labeled, self.labeled_eval, self.test = unlabeled, labeled, labeled_eval, test
 
 
+STL10_FILES = ("unlabeled_X.bin", "train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
+STL10_URL = "https://cs.stanford.edu/~acoates/stl10/"
+
+
+def check_stl10_files(root: Path) -> None:
+    """The binary files torchvision's STL10 reads (it would only say "use download=True", which
+    this tool never does): name the missing ones and where to get them."""
+    missing = [f for f in STL10_FILES if not (root / "stl10_binary" / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{root / 'stl10_binary'} lacks {', '.join(missing)}: extract stl10_binary.tar.gz from "
+            f"{STL10_URL} into {root}, or point DATA.ROOT at an ImageFolder root (train/, val/).")
+
+
 def build_data(cfg) -> ViewData:
     from torch.utils.data import ConcatDataset, Subset
     from torchvision.datasets import STL10, ImageFolder
@@ -153,6 +167,7 @@ def build_data(cfg) -> ViewData:
     if fmt == "stl10":
         if not (root / "stl10_binary").is_dir():
             raise FileNotFoundError(f"{root} has no stl10_binary/ folder (the layout torchvision's STL10 reads)")
+        check_stl10_files(root)
         make = lambda split, tf: STL10(str(root), split=split, transform=tf, download=False)
         labeled = make("train", train_tf)
         return ViewData(ConcatDataset([make("unlabeled", train_tf), labeled]), labeled,

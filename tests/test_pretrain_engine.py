@@ -135,10 +135,12 @@ def test_checkpoint_converts_and_loads_into_detectron2_without_missing_backbone_
     assert torch.equal(got, state["encoder.layer2.0.conv2.weight"])
 
 
-def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path):
-    with pytest.raises(SystemExit) as e:
-        pretrain_main(["--config-file", TINY, *tiny_opts(tmp_path / "nowhere", tmp_path / "o1")])
-    assert "DATA.ROOT" in str(e.value.code) and "does not exist" in str(e.value.code)
+def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path, capsys):
+    from _pretrain_helpers import usage_error
+
+    msg = usage_error(pretrain_main, ["--config-file", TINY, *tiny_opts(tmp_path / "nowhere", tmp_path / "o1")],
+                      capsys, "infomin-pretrain")
+    assert "DATA.ROOT" in msg and "does not exist" in msg
 
     bad_root = tmp_path / "data"
     shutil.copytree(root, bad_root)

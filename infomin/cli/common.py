@@ -93,9 +93,9 @@ def refuse_or_move_aside(folder: str, patterns: Iterable[str], *, overwrite: boo
         return None
     if not overwrite:
         names = ", ".join(os.path.basename(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise UsageError(f"{folder} already holds {what} ({names}); {advice}, choose a new output "
-                         "folder, or pass --overwrite to start over (the old files are moved into "
-                         f"{os.path.join(folder, 'replaced-<time>')}/).")
+        raise UsageError(f"{folder} already holds {what} ({names}); {advice + ', ' if advice else ''}"
+                         "give a new output folder, or pass --overwrite to start over (the old files are "
+                         f"moved into {os.path.join(folder, 'replaced-<time>')}/).")
     if not move:
         return None
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")

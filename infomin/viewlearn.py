@@ -32,6 +32,7 @@ from infomin.config import CfgNode
 from infomin.datasets import builtin_imagefolder
 from infomin.device import resolve_device
 from infomin.viewgen import FlowViewGenerator
+from infomin.workers import cap_workers
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
            "evaluate_views", "linear_probe", "save_generator", "load_generator", "run"]
@@ -332,7 +333,7 @@ def evaluate_views(generator, standardize, data: ViewData, cfg, device="cpu") ->
                          "lower the batch size or add images")
     gen = torch.Generator().manual_seed(cfg.SEED)
     load = lambda ds, shuffle, drop: DataLoader(ds, batch_size=e.BATCH_SIZE, shuffle=shuffle, drop_last=drop,
-                                                num_workers=cfg.DATA.NUM_WORKERS, generator=gen)
+                                                num_workers=cap_workers(cfg.DATA.NUM_WORKERS), generator=gen)
     c1 = generator.view1_channels if generator is not None else 1
     views = lambda loader: _Views(loader, standardize, generator, device, c1)
     torch.manual_seed(cfg.SEED)
@@ -411,7 +412,7 @@ def run(cfg) -> dict:
     critic = mi.image_critic((1, 2), arch=lcfg.ARCH, width=lcfg.WIDTH, embed_dim=lcfg.EMBED_DIM,
                              temperature=lcfg.TEMPERATURE)
     loader = lambda ds, b: DataLoader(ds, batch_size=b, shuffle=True, drop_last=True,
-                                      num_workers=cfg.DATA.NUM_WORKERS)
+                                      num_workers=cap_workers(cfg.DATA.NUM_WORKERS))
     std_batches = lambda ld: ((standardize(x.to(device)), y) for x, y in ld)
 
     class _Std:  # re-iterable standardised loader

@@ -20,6 +20,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 from torchvision.datasets import ImageFolder
 
+from infomin.workers import cap_workers
+
 logger = logging.getLogger(__name__)
 
 
@@ -237,30 +239,6 @@ class WorkerSeeder:
         except ImportError:
             return
         cv2.setNumThreads(1)
-
-
-_capped_said: set[tuple[int, int]] = set()
-
-
-def available_cpus() -> int:
-    """The cores this process may run on (its affinity mask, e.g. a Slurm or taskset allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def cap_workers(num_workers: int) -> int:
-    """DATA.NUM_WORKERS capped at the available cores (more would only oversubscribe them, and
-    torch warns about it); says so once per process and value."""
-    cpus = available_cpus()
-    if num_workers <= cpus:
-        return num_workers
-    if (num_workers, cpus) not in _capped_said:
-        _capped_said.add((num_workers, cpus))
-        logger.info("DATA.NUM_WORKERS %d is more than the %d available CPU cores: using %d loader workers.",
-                    num_workers, cpus, cpus)
-    return cpus
 
 
 def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_workers: int,

@@ -21,6 +21,7 @@ from infomin.atomic import atomic_write_path, atomic_write_text
 from infomin.cli.common import UsageError, refuse_or_move_aside, run_cli
 from infomin.datasets import builtin_imagefolder
 from infomin.device import resolve_device
+from infomin.workers import cap_workers
 
 __all__ = ["main", "add_view_knob_options"]
 PROG = "infomin-estimate-mi"
@@ -91,7 +92,8 @@ def _run(args, view_knobs) -> int:
     for policy in policies:
         train, held = mi.image_pair_loaders(ImageFolder(os.path.join(root, "train")), pairs[policy],
                                             heldout_dataset=ImageFolder(os.path.join(root, "val")),
-                                            batch_size=args.batch_size, num_workers=args.workers, seed=args.seed)
+                                            batch_size=args.batch_size, num_workers=cap_workers(args.workers, "--workers"),
+                                            seed=args.seed)
         torch.manual_seed(args.seed)
         critic = mi.image_critic(3, arch=args.arch, width=args.width, temperature=args.temperature)
         with _progress(f"policy {policy}", args.steps, disable=args.no_progress) as log:

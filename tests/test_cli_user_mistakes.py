@@ -215,3 +215,18 @@ def test_knn_monitor_names_an_unreadable_image_once_per_run(caplog):
         for _epoch in range(3):
             knn._unpack(dict(batch))
     assert caplog.text.count("broken.jpg") == 1
+
+
+def test_ctrl_c_in_linear_eval_is_one_line_with_the_way_to_continue(finished, tmp_path, capsys, monkeypatch):
+    import infomin.pretrain.linear_eval as le
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(le, "run_linear_eval", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        _linear(["--checkpoint", str(finished["out"] / "model_final.pth"), "--output-dir", str(tmp_path / "l")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and "Traceback" not in err
+    assert err.strip() == ("infomin-linear-eval: interrupted; every finished epoch is saved: continue with "
+                           "--resume auto (same output dir)")

@@ -57,15 +57,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def run_cli(prog: str, fn: Callable[[], int | None], *, extra: tuple[type[BaseException], ...] = ()) -> int:
+def run_cli(prog: str, fn: Callable[[], int | None], *, extra: tuple[type[BaseException], ...] = (),
+            interrupted: str = "") -> int:
     """Run a command body: a user's mistake becomes one `prog: error:` line and exit status 2;
-    Ctrl-C outside the training loop (which checkpoints on it) ends with one line and 130."""
+    Ctrl-C where no stop hook takes it (pretraining's loop checkpoints on it) ends with one line,
+    `prog: interrupted` plus `interrupted` (e.g. how to continue), and status 130."""
     try:
         return fn() or 0
     except _user_errors() + tuple(extra) as err:
         fail(prog, user_message(err))
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        print(f"{prog}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", default=None, help="same as the LINEAR.OUTPUT_DIR option")
     p.add_argument("opts", nargs="*", help="config overrides: KEY VALUE ...")
     args = parse_args(p, argv)
-    return run_cli(PROG, lambda: _run(args))
+    return run_cli(PROG, lambda: _run(args), interrupted="every finished epoch is saved: continue with "
+                                                         "--resume auto (same output dir)")
 
 
 def _run(args) -> int:

@@ -230,3 +230,9 @@ def test_ctrl_c_in_linear_eval_is_one_line_with_the_way_to_continue(finished, tm
     assert exc.value.code == 130 and "Traceback" not in err
     assert err.strip() == ("infomin-linear-eval: interrupted; every finished epoch is saved: continue with "
                            "--resume auto (same output dir)")
+
+
+def test_infomin_debug_keeps_the_traceback_of_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("INFOMIN_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown arch 'resnet51'"):
+        _pretrain(["--config-file", TINY, "MODEL.ARCH", "resnet51"])

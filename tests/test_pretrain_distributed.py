@@ -28,7 +28,7 @@ def test_two_process_torchrun_run_learns(tmp_path):
     out = tmp_path / "out"
     # 16 images, global batch 16 (8 per process), a one-batch queue and constant lr: each
     # instance is seen every iteration, so instance discrimination visibly improves in 12 steps
-    opts = tiny_opts(root, out, "KNN.ENABLED", "True", "KNN.PERIOD", 6, "MODEL.QUEUE_SIZE", 16,
+    opts = tiny_opts(root, out, "KNN.ENABLED", "True", "KNN.PERIOD", 6, "MODEL.QUEUE_SIZE", 16, "MODEL.SHUFFLE_BN", "True",
                      "MODEL.MOMENTUM", 0.9, "SOLVER.BASE_LR", 0.1, "SOLVER.SCALE_LR", "False",
                      "SOLVER.SCHEDULE", "step", "SOLVER.EPOCHS", 12, "CHECKPOINT.PERIOD", 6)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

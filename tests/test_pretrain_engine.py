@@ -309,5 +309,5 @@ def test_bn_splits_trains_split_encoders_and_bad_splits_or_no_op_shuffle_are_rep
         with pytest.raises(ValueError, match=r"MODEL.BN_SPLITS=3 must divide the batch per process \(16"):
             run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "bad", "MODEL.BN_SPLITS", 3, *short)))
         assert not any(n.endswith(".pth") for n in os.listdir(tmp_path / "bad"))
-        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "plain", "MODEL.BN_SPLITS", 1, *short)))
+        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "plain", "MODEL.SHUFFLE_BN", "True", *short)))
         assert warning in caplog.text

@@ -5,7 +5,7 @@ no traceback. And the rule that a rerun never overwrites a finished run's output
 `UsageError` is what a command raises for a mistake it detected itself; `run_cli(prog, fn)` turns
 it, and the library's own "you asked for something impossible" exceptions (an unknown config key,
 a missing file, a setting the device cannot honour), into that line. Anything else is a bug and
-keeps its traceback.
+keeps its traceback; `INFOMIN_DEBUG=1` in the environment keeps it for user errors too.
 """
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ def run_cli(prog: str, fn: Callable[[], int | None], *, extra: tuple[type[BaseEx
     try:
         return fn() or 0
     except _user_errors() + tuple(extra) as err:
+        if os.environ.get("INFOMIN_DEBUG", "") not in ("", "0"):
+            raise
         fail(prog, user_message(err))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr, flush=True)

@@ -10,7 +10,11 @@ import platform
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["DeviceUnavailableError", "resolve_device"]
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A device (or a feature of it) was asked for that this machine does not have."""
 
 
 def resolve_device(name: str | None, setting: str = "MODEL.DEVICE") -> torch.device:
@@ -21,7 +25,7 @@ def resolve_device(name: str | None, setting: str = "MODEL.DEVICE") -> torch.dev
     if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
         raise ValueError(f"{setting} must be auto, cpu, cuda or cuda:N, got {name!r}.")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"{setting} is {name!r} but CUDA is not available on this machine; "
+        raise DeviceUnavailableError(f"{setting} is {name!r} but CUDA is not available on this machine; "
                            f"set {setting} cpu (or auto).")
     return torch.device(name)
 

@@ -352,14 +352,15 @@ def evaluate_critic(critic: Critic, eval_pairs: Iterable, *, bound: str = "nce",
 
 def estimate_mi(train_pairs: Iterable, eval_pairs: Iterable, critic: Critic, *, bound: str = "nce",
                 budget: MIBudget = MIBudget(), queue_size: int = 0, device="cpu",
-                warn: bool = True) -> MIEstimate:
+                warn: bool = True, log: Callable[[int, float], None] | None = None) -> MIEstimate:
     """Train ``critic`` on ``train_pairs`` for the budget, then estimate on held-out ``eval_pairs``.
 
     For a fair comparison of view policies give every policy a freshly built critic of the same
     architecture, the same budget, batch size and K. Warns (MICeilingWarning) when I_NCE >= 0.9 log K.
+    ``log(step, value)`` is called after every training step (e.g. a progress bar).
     """
     losses = train_critic(critic, train_pairs, bound=bound, budget=budget, queue_size=queue_size,
-                          device=device)
+                          device=device, log=log)
     values, k = evaluate_critic(critic, eval_pairs, bound=bound, batches=budget.eval_batches,
                                 queue_size=queue_size, device=device)
     mean = sum(values) / len(values)

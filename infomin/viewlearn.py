@@ -32,6 +32,7 @@ from infomin.config import CfgNode
 from infomin.datasets import builtin_imagefolder
 from infomin.device import resolve_device
 from infomin.viewgen import FlowViewGenerator
+from infomin.workers import cap_workers
 
 __all__ = ["get_cfg", "load_cfg", "ViewData", "build_data", "Standardize", "learn_views",
            "evaluate_views", "linear_probe", "save_generator", "load_generator", "run"]
@@ -139,6 +140,20 @@ class ViewData:
         self.unlabeled, self.labeled, self.labeled_eval, self.test = unlabeled, labeled, labeled_eval, test
 
 
+STL10_FILES = ("unlabeled_X.bin", "train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
+STL10_URL = "https://cs.stanford.edu/~acoates/stl10/"
+
+
+def check_stl10_files(root: Path) -> None:
+    """The binary files torchvision's STL10 reads (it would only say "use download=True", which
+    this tool never does): name the missing ones and where to get them."""
+    missing = [f for f in STL10_FILES if not (root / "stl10_binary" / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{root / 'stl10_binary'} lacks {', '.join(missing)}: extract stl10_binary.tar.gz from "
+            f"{STL10_URL} into {root}, or point DATA.ROOT at an ImageFolder root (train/, val/).")
+
+
 def build_data(cfg) -> ViewData:
     from torch.utils.data import ConcatDataset, Subset
     from torchvision.datasets import STL10, ImageFolder
@@ -153,6 +168,7 @@ def build_data(cfg) -> ViewData:
     if fmt == "stl10":
         if not (root / "stl10_binary").is_dir():
             raise FileNotFoundError(f"{root} has no stl10_binary/ folder (the layout torchvision's STL10 reads)")
+        check_stl10_files(root)
         make = lambda split, tf: STL10(str(root), split=split, transform=tf, download=False)
         labeled = make("train", train_tf)
         return ViewData(ConcatDataset([make("unlabeled", train_tf), labeled]), labeled,
@@ -317,7 +333,7 @@ def evaluate_views(generator, standardize, data: ViewData, cfg, device="cpu") ->
                          "lower the batch size or add images")
     gen = torch.Generator().manual_seed(cfg.SEED)
     load = lambda ds, shuffle, drop: DataLoader(ds, batch_size=e.BATCH_SIZE, shuffle=shuffle, drop_last=drop,
-                                                num_workers=cfg.DATA.NUM_WORKERS, generator=gen)
+                                                num_workers=cap_workers(cfg.DATA.NUM_WORKERS), generator=gen)
     c1 = generator.view1_channels if generator is not None else 1
     views = lambda loader: _Views(loader, standardize, generator, device, c1)
     torch.manual_seed(cfg.SEED)
@@ -396,7 +412,7 @@ def run(cfg) -> dict:
     critic = mi.image_critic((1, 2), arch=lcfg.ARCH, width=lcfg.WIDTH, embed_dim=lcfg.EMBED_DIM,
                              temperature=lcfg.TEMPERATURE)
     loader = lambda ds, b: DataLoader(ds, batch_size=b, shuffle=True, drop_last=True,
-                                      num_workers=cfg.DATA.NUM_WORKERS)
+                                      num_workers=cap_workers(cfg.DATA.NUM_WORKERS))
     std_batches = lambda ld: ((standardize(x.to(device)), y) for x, y in ld)
 
     class _Std:  # re-iterable standardised loader

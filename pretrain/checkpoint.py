@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import re
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -161,8 +162,36 @@ def resolve_resume(resume: str | None, output_dir: str) -> str | None:
 
 
 def load_checkpoint(path: str) -> dict:
-    """Load and check a pretraining checkpoint (weights_only: no code runs from the file)."""
-    return fmt.load(path)
+    """Load and check a pretraining checkpoint (weights_only: no code runs from the file); a file
+    that cannot be one is a ValueError saying why in a few words."""
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: the error below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return fmt.load(path)
+    except ValueError as err:
+        if err.__cause__ is None:  # read, but not a pretraining checkpoint: the format's own message
+            raise
+        raise ValueError(f"{path} is not a readable infomin pretraining checkpoint: "
+                         f"{_unreadable_reason(path, err.__cause__)}; give a model_final.pth or "
+                         "checkpoint_*.pth written by infomin-pretrain.") from None
+
+
+def _unreadable_reason(path: str, cause: BaseException) -> str:
+    import pickle
+
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "it is a folder"
+    if os.path.getsize(path) == 0:
+        return "the file is empty"
+    if isinstance(cause, EOFError):
+        return "the file is truncated"
+    if isinstance(cause, pickle.UnpicklingError):
+        return "it holds pickled Python objects (e.g. a Detectron2 .pkl), not a torch checkpoint of tensors"
+    if isinstance(cause, RuntimeError) and "zip" in str(cause).lower():
+        return "it is not a torch checkpoint (not a zip archive)"
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
 
 
 def prune(output_dir: str, keep_iteration) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 from typing import Callable, Iterator
 
 import numpy as np
@@ -18,6 +19,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 from torchvision.datasets import ImageFolder
+
+from infomin.workers import cap_workers
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +229,9 @@ class WorkerSeeder:
 
     def __call__(self, worker_id: int) -> None:
         seed_all(derive_seed(self.seed, self.rank, worker_id, self.epoch, 0xA5))
+        # Ctrl-C reaches the whole process group: the main process checkpoints and stops the
+        # workers itself (StopHook); a worker dying of it would end the run with a loader error.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # torch caps its own threads in workers, OpenCV (the views' colour ops) does not: without
         # this every worker would start one OpenCV thread per core and oversubscribe the CPUs.
         try:
@@ -244,7 +250,7 @@ def build_loader(dataset, batch_size: int, sampler: ResumableSampler, num_worker
         collate_fn=getattr(dataset, "collate_fn", None),
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=num_workers,
+        num_workers=cap_workers(num_workers),
         worker_init_fn=seeder,
         generator=torch.Generator().manual_seed(derive_seed(seeder.seed, seeder.rank, 0x77)),
         drop_last=drop_last,

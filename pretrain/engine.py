@@ -16,6 +16,7 @@ import torch
 
 from infomin import checkpoint_format as fmt
 from infomin.atomic import atomic_write_text
+from infomin.device import DeviceUnavailableError
 
 from . import build, checkpoint as ckpt_io, distributed as du
 from .config import validate
@@ -160,7 +161,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     amp_dtype = resolve_precision(cfg.MODEL.PRECISION, device)
     channels_last = resolve_channels_last(cfg.MODEL.CHANNELS_LAST, device)
     if cfg.MODEL.COMPILE and compile_unavailable(device):  # say so before any data is read
-        raise RuntimeError(f"MODEL.COMPILE True: {compile_unavailable(device)}; or set MODEL.COMPILE False.")
+        raise DeviceUnavailableError(f"MODEL.COMPILE True: {compile_unavailable(device)}; or set MODEL.COMPILE False.")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
 
@@ -173,6 +174,10 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
     cfg = build.resolve_for_batch(cfg, batch)  # MODEL.BN_SPLITS auto -> BN groups of 32 images
     files = ckpt_io.CheckpointFiles(cfg.OUTPUT_DIR)
     resume_path = files.resolve_resume(resume)
+    resume_state = None
+    if resume_path:  # read it before anything is written: a checkpoint of another model is refused
+        resume_state = ckpt_io.load_checkpoint(resume_path)
+        _check_same_model(resume_path, resume_state, cfg)
     if main:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
@@ -224,7 +229,7 @@ def run_pretraining(cfg, resume: str | None = None) -> str:
 
     start_iter = 0
     if resume_path:
-        start_iter = _restore(resume_path, method, optimizer, scheduler, scaler, cfg.SEED)
+        start_iter = _restore(resume_path, resume_state, cfg, method, optimizer, scheduler, scaler)
         if main:
             logger.info("Resumed from %s at iteration %d (epoch %d).", resume_path, start_iter,
                         start_iter // iters_per_epoch)
@@ -284,10 +289,53 @@ def _check_bn_groups(settings: dict, batch: int, world: int) -> None:
             "MODEL.BN_SPLITS (e.g. 8) to split BatchNorm into groups as MoCo's single-GPU recipe does.")
 
 
-def _restore(path, method, optimizer, scheduler, scaler, seed) -> int:
+# settings that may change when a run is resumed without changing the model's weights
+_RUNTIME_MODEL_KEYS = ("MODEL.DEVICE", "MODEL.PRECISION", "MODEL.CHANNELS_LAST", "MODEL.COMPILE")
+
+
+def _flat(node, prefix=""):
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def config_differences(stored_yaml: str, cfg, prefix: str = "", skip=()) -> list[str]:
+    """`KEY stored -> current` for every setting under `prefix` that differs between a
+    checkpoint's stored config and `cfg` (keys in `skip` left out)."""
+    from .config import cfg_from_yaml_string
+
+    try:
+        old = dict(_flat(cfg_from_yaml_string(stored_yaml)))
+    except Exception:  # a config from another version: nothing to compare against
+        return []
+    return [f"{k} {old.get(k)!r} -> {v!r}" for k, v in _flat(cfg)
+            if k.startswith(prefix) and k not in skip and old.get(k) != v]
+
+
+def _check_same_model(path: str, state: dict, cfg) -> None:
+    """A checkpoint of another model (MODEL.* differs) cannot be continued: say which setting."""
+    diffs = config_differences(state.get("config", ""), cfg, "MODEL.", _RUNTIME_MODEL_KEYS)
+    if diffs:
+        raise ValueError(
+            f"--resume {path}: that checkpoint was trained with other model settings "
+            f"({'; '.join(diffs)}, checkpoint -> now); resume with the checkpoint's settings, "
+            "or give a new OUTPUT_DIR to start another run.")
+
+
+def _restore(path, state, cfg, method, optimizer, scheduler, scaler) -> int:
     """Load a checkpoint into the training objects and this rank's RNGs; returns its iteration."""
-    state = ckpt_io.load_checkpoint(path)
-    method.load_state_dict(state["model"])
+    seed = cfg.SEED
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as err:  # the same MODEL.*, yet other shapes: the data (bank size, classes)
+        diffs = config_differences(state.get("config", ""), cfg, skip=("OUTPUT_DIR",))
+        raise ValueError(
+            f"--resume {path}: the checkpoint's weights do not fit this run's model "
+            f"({str(err).splitlines()[0]}); settings that differ (checkpoint -> now): "
+            f"{'; '.join(diffs) or 'none; the data differs (number of images or classes)'}. "
+            "Resume with the checkpoint's settings and data, or give a new OUTPUT_DIR.") from None
     impl = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
     for group, flags in zip(optimizer.param_groups, impl):  # this run's OPTIMIZER_IMPL, not the saved one

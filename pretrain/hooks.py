@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import time
 from typing import Callable
 
 import torch
@@ -102,30 +103,42 @@ class MetricsHook(HookBase):
 
 
 class StopHook(HookBase):
-    """Ends the run at SOLVER.STOP_ITER or on SIGTERM/SIGUSR1 (cluster pre-emption).
+    """Ends the run at SOLVER.STOP_ITER or on a stop signal: SIGTERM/SIGUSR1 (cluster pre-emption)
+    or SIGINT (Ctrl-C), in one process or in each torchrun worker.
 
     The first signal is acted on at the next log point, where all ranks agree on it (the
-    checkpoint hook then saves and training ends cleanly); a second one stops at once.
+    checkpoint hook then saves, says how to continue, and training ends cleanly); a second one
+    stops at once (exit status 128 + signal). A repeat within `repeat_window` seconds counts as
+    the same request: Ctrl-C under torchrun reaches a worker twice, from the terminal and again
+    forwarded by torchrun.
     """
 
-    def __init__(self, stop_at: int, total: int, comm: torch.device):
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self, stop_at: int, total: int, comm: torch.device, repeat_window: float = 1.0):
         self.stop_at, self.total, self.comm = stop_at, total, comm
+        self.repeat_window = repeat_window
         self.requested = False
+        self._first_at = None
         self._old = {}
 
     def before_train(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in self.SIGNALS:
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
                 pass
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second signal: the user (or scheduler) means it, stop now
-            raise SystemExit(128 + signum)
-        logger.warning("Received signal %d: will checkpoint and stop at the next log point "
-                       "(send it again to stop immediately).", signum)
-        self.requested = True
+        now = time.monotonic()
+        if self.requested:
+            if now - self._first_at < self.repeat_window:
+                return  # the same request delivered twice (terminal + torchrun)
+            raise SystemExit(128 + signum)  # a second request: the user (or scheduler) means it, stop now
+        name = signal.Signals(signum).name
+        logger.warning("Received %s: will checkpoint and stop at the next log point (send it again to "
+                       "stop immediately%s).", name, ", e.g. a second Ctrl-C" if signum == signal.SIGINT else "")
+        self.requested, self._first_at = True, now
 
     def after_step(self):
         done = self.trainer.iter + 1

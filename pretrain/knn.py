@@ -13,13 +13,15 @@ import torch.nn.functional as F
 from . import distributed as du
 
 logger = logging.getLogger(__name__)
+_reported: set[str] = set()  # the monitor reads the same images every epoch: name each one once
 
 
 def _unpack(batch):
     if isinstance(batch, dict):
         for entry in batch.get("bad", ()):
-            if entry:
-                logger.warning("kNN monitor skipped unreadable image(s): %s", entry)
+            if entry and str(entry) not in _reported:
+                _reported.add(str(entry))
+                logger.warning("kNN monitor skipped unreadable image(s): %s (said once per run)", entry)
         return batch["image"], batch["label"]
     return batch[0], batch[1]
 

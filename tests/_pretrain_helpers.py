@@ -25,3 +25,20 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def usage_error(main, argv, capsys, prog: str) -> str:
+    """Run a command's main(argv) the way a user would and return its error message, after
+    checking the one style every tool shares: exit status 2 and one `prog: error: ...` line on
+    stderr, no traceback."""
+    import pytest
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, (exc.value.code, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith(f"{prog}: error: "), err
+    assert "Traceback" not in err, err
+    return lines[-1][len(f"{prog}: error: "):]

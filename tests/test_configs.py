@@ -91,10 +91,11 @@ def test_every_tool_reports_a_misspelt_name(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     typo = "pretrain/infomin_R18_tny.yaml"
-    for main in (pretrain_cli.main, lambda argv: linear_eval.main(["--checkpoint", "x.pth", *argv])):
-        with pytest.raises(SystemExit) as exc:
-            main(["--config-file", typo])
-        assert f"close matches: {TINY}" in str(exc.value.code)
+    from _pretrain_helpers import usage_error
+
+    for main, prog in ((pretrain_cli.main, "infomin-pretrain"),
+                       (lambda argv: linear_eval.main(["--checkpoint", "x.pth", *argv]), "infomin-linear-eval")):
+        assert f"close matches: {TINY}" in usage_error(main, ["--config-file", typo], capsys, prog)
     with pytest.raises(SystemExit):
         learn_views.main(["--config-file", "views/stl10_semi_vp_RBG.yaml"])
     assert "close matches: views/stl10_semi_vp_RGB.yaml" in capsys.readouterr().err

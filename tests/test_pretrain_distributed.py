@@ -28,7 +28,7 @@ def test_two_process_torchrun_run_learns(tmp_path):
     out = tmp_path / "out"
     # 16 images, global batch 16 (8 per process), a one-batch queue and constant lr: each
     # instance is seen every iteration, so instance discrimination visibly improves in 12 steps
-    opts = tiny_opts(root, out, "KNN.ENABLED", "True", "KNN.PERIOD", 6, "MODEL.QUEUE_SIZE", 16,
+    opts = tiny_opts(root, out, "KNN.ENABLED", "True", "KNN.PERIOD", 6, "MODEL.QUEUE_SIZE", 16, "MODEL.SHUFFLE_BN", "True",
                      "MODEL.MOMENTUM", 0.9, "SOLVER.BASE_LR", 0.1, "SOLVER.SCALE_LR", "False",
                      "SOLVER.SCHEDULE", "step", "SOLVER.EPOCHS", 12, "CHECKPOINT.PERIOD", 6)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -79,3 +79,34 @@ def test_wrap_ddp_picks_the_buffer_keyword_the_installed_torch_has(monkeypatch):
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", OldDDP)
     du.wrap_ddp(torch.nn.Linear(1, 1), torch.device("cpu"))
     assert seen == {"broadcast_buffers": False}
+
+
+def test_ctrl_c_under_torchrun_checkpoints_once_without_worker_tracebacks(tmp_path):
+    """Ctrl-C reaches torchrun and its workers (one process group), and torchrun forwards it to
+    them again: each worker takes it as one stop request, rank 0 checkpoints and says how to go on,
+    and no worker prints a KeyboardInterrupt traceback (torchrun reports its own signal only)."""
+    import signal
+    import time
+
+    root = write_imagefolder(str(tmp_path / "data"), num_classes=4, train_per_class=4, val_per_class=3, size=64)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           os.path.join(REPO, "tools", "pretrain.py"), "--config-file", TINY,
+           *tiny_opts(root, out, "SOLVER.IMS_PER_BATCH", 8, "SOLVER.EPOCHS", 50)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "metrics.jsonl").exists() and '"loss"' in (out / "metrics.jsonl").read_text():
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    log = proc.communicate(timeout=120)[0]
+    for rank in (0, 1):
+        assert log.count(f"r{rank}] infomin.pretrain.hooks WARNING: Received SIGINT") == 1, log[-4000:]
+    assert "continue with --resume auto" in log
+    assert "KeyboardInterrupt" not in log and log.count("Traceback") <= 1, log[-4000:]
+    saved = [f for f in os.listdir(out) if f.endswith(".pth")]
+    assert len(saved) == 1 and saved[0].startswith("checkpoint_"), saved

@@ -135,10 +135,12 @@ def test_checkpoint_converts_and_loads_into_detectron2_without_missing_backbone_
     assert torch.equal(got, state["encoder.layer2.0.conv2.weight"])
 
 
-def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path):
-    with pytest.raises(SystemExit) as e:
-        pretrain_main(["--config-file", TINY, *tiny_opts(tmp_path / "nowhere", tmp_path / "o1")])
-    assert "DATA.ROOT" in str(e.value.code) and "does not exist" in str(e.value.code)
+def test_missing_data_root_and_corrupt_image_get_clear_errors(root, tmp_path, capsys):
+    from _pretrain_helpers import usage_error
+
+    msg = usage_error(pretrain_main, ["--config-file", TINY, *tiny_opts(tmp_path / "nowhere", tmp_path / "o1")],
+                      capsys, "infomin-pretrain")
+    assert "DATA.ROOT" in msg and "does not exist" in msg
 
     bad_root = tmp_path / "data"
     shutil.copytree(root, bad_root)
@@ -256,6 +258,43 @@ def test_sigterm_checkpoints_and_exits_then_resume_matches_the_uninterrupted_run
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_checkpoints_and_exits_cleanly_then_resume_matches_the_uninterrupted_run(runs, root, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group (the command and its loader
+    workers): the run checkpoints at the next log point, says how to continue, exits 0 with no
+    traceback, and `--resume auto` ends on the uninterrupted run's weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _pretrain_helpers import REPO
+
+    out = tmp_path / "interrupted"
+    opts = tiny_opts(root, out) + ["KNN.ENABLED", "True", "KNN.K", "5"]  # the same run as runs["full"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tools", "pretrain.py"), "--config-file", TINY,
+                             *opts, "DATA.NUM_WORKERS", "1"],  # a loader worker gets the Ctrl-C too
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count('"loss"') >= 1:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    log = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, log[-3000:]
+    assert "Received SIGINT" in log and "continue with --resume auto" in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    saved = sorted(f for f in os.listdir(out) if f.endswith(".pth"))
+    assert len(saved) == 1 and saved[0].startswith("checkpoint_") and FINAL_NAME not in saved
+    with one_thread():
+        final = run_pretraining(load_cfg(TINY, opts), resume="auto")
+    a, b = load_checkpoint(runs["full"])["model"], load_checkpoint(final)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_bn_splits_trains_split_encoders_and_bad_splits_or_no_op_shuffle_are_reported(root, tmp_path, caplog):
     """BN_SPLITS reaches the run and the checkpoint keeps plain BatchNorm keys; a batch it cannot
     divide stops before training; SHUFFLE_BN on one process without it is warned about."""
@@ -270,5 +309,5 @@ def test_bn_splits_trains_split_encoders_and_bad_splits_or_no_op_shuffle_are_rep
         with pytest.raises(ValueError, match=r"MODEL.BN_SPLITS=3 must divide the batch per process \(16"):
             run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "bad", "MODEL.BN_SPLITS", 3, *short)))
         assert not any(n.endswith(".pth") for n in os.listdir(tmp_path / "bad"))
-        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "plain", *short)))
+        run_pretraining(load_cfg(TINY, tiny_opts(root, tmp_path / "plain", "MODEL.SHUFFLE_BN", "True", *short)))
         assert warning in caplog.text

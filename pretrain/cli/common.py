@@ -1,5 +1,6 @@
-"""What the pretraining layer's commands share: `--config-file/--resume/--output-dir` flags that
-may come after the KEY VALUE opts, `--output-dir` as an opt, and rank-aware logging."""
+"""What the pretraining layer's commands share: `--config-file/--resume/--overwrite/--output-dir`
+flags that may come after the KEY VALUE opts, `--output-dir` as an opt, rank-aware logging, and
+the refusal to start a run over a finished one."""
 from __future__ import annotations
 
 import argparse
@@ -7,17 +8,31 @@ import logging
 import os
 import sys
 
+from infomin.cli.common import UsageError, refuse_or_move_aside
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
+# a pretraining run's files in OUTPUT_DIR: its checkpoints (which make a rerun a refusal) and the
+# rest of the run (moved aside with them by --overwrite, so old and new logs never mix)
+RUN_CHECKPOINTS = ("model_final.pth", "checkpoint_*.pth")
+RUN_FILES = ("log.txt", "metrics.jsonl", "config.yaml", "tb", "linear_eval")
+
+
+def build_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default="", metavar="FILE",
                    help="a YAML file, or a packaged config name such as pretrain/infomin_R50_800ep.yaml")
     p.add_argument("--resume", default=None, metavar="PATH|auto",
                    help="continue from a checkpoint, or `auto` for the newest one in the output dir")
+    add_overwrite_flag(p)
     p.add_argument("--output-dir", default=None, help="same as the OUTPUT_DIR option")
     p.add_argument("opts", nargs="*", help="config overrides: KEY VALUE ...")
     return p
+
+
+def add_overwrite_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an output dir that holds a previous run: its files are moved "
+                        "into OUTPUT_DIR/replaced-<time>/ (without it such a rerun is refused)")
 
 
 def parse_args(parser: argparse.ArgumentParser, argv):
@@ -32,8 +47,26 @@ def merge_output_dir(opts: list[str], output_dir: str | None, key: str = "OUTPUT
         return opts
     for k, v in zip(opts[0::2], opts[1::2]):
         if k == key and v != output_dir:
-            raise SystemExit(f"--output-dir {output_dir!r} contradicts {key} {v!r}; give only one.")
+            raise UsageError(f"--output-dir {output_dir!r} contradicts {key} {v!r}; give only one.")
     return opts + [key, output_dir]
+
+
+def is_rank0() -> bool:
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def claim_output_dir(folder: str, *, resume: str | None, overwrite: bool, checkpoints=RUN_CHECKPOINTS,
+                     run_files=RUN_FILES, setting: str = "OUTPUT_DIR") -> None:
+    """Refuse a fresh run (no --resume) into a folder holding a previous run's checkpoints;
+    --overwrite moves that run aside instead (rank 0; the other ranks only check)."""
+    if resume:
+        if overwrite:
+            raise UsageError("--resume continues the run in the output dir and --overwrite starts over; "
+                             "give only one.")
+        return
+    refuse_or_move_aside(folder, checkpoints, also=run_files, overwrite=overwrite, move=is_rank0(),
+                         what="a previous run's checkpoints",
+                         advice=f"continue it with --resume auto (same {setting})")
 
 
 def setup_logging(output_dir: str | None, name: str = "log.txt") -> None:

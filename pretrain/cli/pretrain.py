@@ -2,34 +2,39 @@
 
     torchrun --nproc_per_node 8 tools/pretrain.py \\
         --config-file configs/pretrain/infomin_R50_800ep.yaml DATA.ROOT /imagenet
+
+A rerun into an OUTPUT_DIR that holds checkpoints is refused: continue it with `--resume auto`,
+or start over with `--overwrite`. Ctrl-C (like SIGTERM) checkpoints at the next log point and
+exits; `--resume auto` then continues exactly.
 """
 from __future__ import annotations
 
 import logging
 import sys
 
+from infomin.cli.common import run_cli
+
 from .. import distributed as du
-from .common import build_parser, merge_output_dir, parse_args, setup_logging
+from .common import build_parser, claim_output_dir, merge_output_dir, parse_args, setup_logging
 
 __all__ = ["main"]
+PROG = "infomin-pretrain"
 
 
 def main(argv=None) -> int:
-    args = parse_args(build_parser(__doc__), argv)
+    args = parse_args(build_parser(__doc__, PROG), argv)
+    return run_cli(PROG, lambda: _run(args), extra=(FloatingPointError,))  # NaN loss: its advice
+
+
+def _run(args) -> int:
     from ..config import load_cfg
     from ..engine import run_pretraining
 
-    try:
-        cfg = load_cfg(args.config_file or None, merge_output_dir(args.opts, args.output_dir))
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"Config error: {e.args[0] if e.args else e}") from None
+    cfg = load_cfg(args.config_file or None, merge_output_dir(args.opts, args.output_dir))
+    claim_output_dir(cfg.OUTPUT_DIR, resume=args.resume, overwrite=args.overwrite)
     setup_logging(cfg.OUTPUT_DIR)
-    from ..data import BadImageError
-
     try:
         path = run_pretraining(cfg, resume=args.resume)
-    except (FileNotFoundError, BadImageError) as e:  # missing/bad files, not a bug: no traceback
-        raise SystemExit(f"Error: {e}") from None
     finally:
         if du.is_initialized():
             du.dist.destroy_process_group()

@@ -3,6 +3,9 @@ against I_NCE (`infomin.pretrain.view_sweep`, whose docstring the help shows).
 
     infomin-view-sweep --config-file configs/views/sweep_crop_min_moco_R50_100ep.yaml \\
         --knob crop_min --values 0.08,0.2,0.4,0.6,0.8 --output-dir out/crop_sweep
+
+A rerun into the same --output-dir resumes (finished points are kept); one with other settings is
+refused (`infomin.pretrain.view_sweep.SweepSettingsError`).
 """
 from __future__ import annotations
 
@@ -11,15 +14,17 @@ import os
 import sys
 from pathlib import Path
 
+from infomin.cli.common import UsageError, run_cli, user_message
 from infomin.device import resolve_device
 
 from .. import view_sweep
 
 __all__ = ["build_parser", "main"]
+PROG = "infomin-view-sweep"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infomin-view-sweep", description=view_sweep.__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, description=view_sweep.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default="",
                    help="pretraining config for the engine knobs: a YAML file or a packaged name "
@@ -47,23 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run_cli(PROG, lambda: _run(args))
+
+
+def _check_args(args) -> None:
+    """Everything a sweep needs, checked before any point runs."""
+    view_sweep.parse_values(args.knob, args.values)
+    args.device = str(resolve_device(args.device, "--device"))
+    if args.knob in view_sweep.engine_knobs() and not args.config_file:
+        raise UsageError(f"--knob {args.knob} pretrains with the engine: give --config-file "
+                         "(e.g. views/sweep_moco_R18_tiny.yaml)")
+    if args.data and not os.path.isdir(os.path.join(args.data, "train")):
+        raise UsageError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
+    view_sweep.check_config(args)
+
+
+def _run(args) -> int:
     try:
-        view_sweep.parse_values(args.knob, args.values)
-        args.device = str(resolve_device(args.device, "--device"))
-        if args.knob in view_sweep.engine_knobs() and not args.config_file:
-            raise ValueError(f"--knob {args.knob} pretrains with the engine: give --config-file "
-                             "(e.g. views/sweep_moco_R18_tiny.yaml)")
-        if args.data and not os.path.isdir(os.path.join(args.data, "train")):
-            raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
-        view_sweep.check_config(args)
-    except (ValueError, RuntimeError, KeyError, FileNotFoundError) as err:
-        p.error(err.args[0] if isinstance(err, KeyError) and err.args else str(err))
-    try:
-        rows = view_sweep.sweep(args)
-    except view_sweep.SweepSettingsError as err:
-        p.error(str(err))
+        _check_args(args)
+    except (RuntimeError, KeyError) as err:  # as before: any failure of the up-front checks is the input's
+        raise UsageError(user_message(err)) from None
+    rows = view_sweep.sweep(args)  # SweepSettingsError (a ValueError): a folder of another sweep
     print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")
     return 0
 

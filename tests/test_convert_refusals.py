@@ -38,7 +38,7 @@ def refuse(tmp_path, src, match, capsys, *args):
     fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), None)
     with pytest.raises(ConversionError, match=match):
         convert_checkpoint(str(src), str(dst), fmt=fmt, **kwargs)
-    assert main([str(src), str(dst), *args]) == 1
+    assert main([str(src), str(dst), *args]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "No output file was written" in err
     assert os.listdir(out) == []  # no output, no temp file
@@ -124,7 +124,7 @@ def test_bad_output_paths(tmp_path, good_file, capsys):
         convert_checkpoint(str(good_file), str(tmp_path / "model.pth"))
     with pytest.raises(ConversionError, match="does not exist; create it first"):
         convert_checkpoint(str(good_file), str(tmp_path / "nowhere" / "model.pkl"))
-    assert main([str(good_file), str(tmp_path / "model.pth")]) == 1
+    assert main([str(good_file), str(tmp_path / "model.pth")]) == 2
     assert "must end in .pkl" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == []
 

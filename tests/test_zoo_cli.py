@@ -57,10 +57,10 @@ def test_download_prints_the_verified_path(served, capsys):
 
 def test_download_errors_exit_nonzero_with_the_reason(served, capsys):
     srv, opts, small, root = served
-    assert main(opts + ["download", "gone", "--no-progress"]) == 1
+    assert main(opts + ["download", "gone", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "404" in err and srv.url("/gone.pth") in err and "gone.pth" in err
-    assert main(opts + ["download", "no_such_model"]) == 1
+    assert main(opts + ["download", "no_such_model"]) == 2
     assert "list" in capsys.readouterr().err
 
 
@@ -94,6 +94,6 @@ def test_convert_writes_a_detectron2_pickle_and_says_how_to_use_it(served, capsy
 def test_not_convertible_model_is_refused_before_downloading(served, capsys):
     srv, opts, _, _ = served
     n = len(srv.requests)
-    assert main(opts + ["convert", "TwoStream"]) == 1
+    assert main(opts + ["convert", "TwoStream"]) == 2
     assert "two half-width streams" in capsys.readouterr().err
     assert len(srv.requests) == n

@@ -35,7 +35,7 @@ def _opts(zoo):
 def test_importing_another_architecture_is_refused_and_nothing_is_kept(zoo, capsys, command):
     code = main(_opts(zoo) + [command, "Big", "--file", str(zoo["local"]), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 1 and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err
     line = err.strip()
     assert line.startswith("infomin-model-zoo: error: Big:") and "\n" not in line
     assert "resnet18" in line and "depth 18 (catalogue: 50)" in line and "was not imported" in line

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     except ConversionError as exc:
         print(f"infomin-convert-pretrained: error: {exc}", file=sys.stderr)
         print("No output file was written.", file=sys.stderr)
-        return 1
+        return 2
     print(summary.report())
     return 0
 

@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     except (ZooError, CatalogError, UnknownModelError, ValueError) as e:
         # ValueError covers infomin.convert.ConversionError (the converter's refusals)
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Suite-wide settings."""
+import logging
+
 import pytest
 import torch
 
@@ -11,6 +13,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """A command run in-process configures the root logger for its process (level, handlers), as
+    it should; restore it after each test so the next test's commands start from a clean one."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

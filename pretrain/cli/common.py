@@ -69,10 +69,27 @@ def claim_output_dir(folder: str, *, resume: str | None, overwrite: bool, checkp
                          advice=f"continue it with --resume auto (same {setting})")
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted: a command run in-process (a
+    test, a notebook) may swap stderr and close the old one, which a handler bound to it at setup
+    would keep writing to ("I/O operation on closed file")."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(output_dir: str | None, name: str = "log.txt") -> None:
     """Console logging on rank 0 (warnings elsewhere), plus OUTPUT_DIR/log.txt on rank 0."""
     rank = int(os.environ.get("RANK", 0))
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers = [_CurrentStderr()]
     if rank == 0 and output_dir:
         os.makedirs(output_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(output_dir, name)))

@@ -51,6 +51,15 @@ def init_distributed(device: torch.device, timeout_min: int = 30) -> bool:
     return True
 
 
+def shutdown() -> None:
+    """Leave the process group, every rank together: a rank that tears its group down while
+    another still uses it can abort that one at exit ("terminate called without an active
+    exception" under torchrun). Call it on the success path; after an error just destroy."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

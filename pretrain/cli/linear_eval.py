@@ -57,9 +57,11 @@ def _run(args) -> int:
     setup_logging(out_dir, "linear_log.txt")
     try:
         result = linear_eval.run_linear_eval(cfg, args.checkpoint, resume=args.resume)
-    finally:
+    except BaseException:
         if du.is_initialized():
             du.dist.destroy_process_group()
+        raise
+    du.shutdown()
     if is_rank0():  # the process group is gone by now: its rank would be 0 everywhere
         print(json.dumps(result))
     return 0

@@ -35,9 +35,11 @@ def _run(args) -> int:
     setup_logging(cfg.OUTPUT_DIR)
     try:
         path = run_pretraining(cfg, resume=args.resume)
-    finally:
+    except BaseException:
         if du.is_initialized():
             du.dist.destroy_process_group()
+        raise
+    du.shutdown()
     logging.getLogger(__name__).info("Final checkpoint: %s", path)
     return 0
 

@@ -1,0 +1,125 @@
+"""Why do the study's encoders learn so little? kNN top-1 against pretraining steps, per variant.
+
+Each variant generates (or reuses) a built-in dataset, pretrains InfoMin with the study's config
+plus overrides, and records the engine's kNN monitor (every `KNN.PERIOD` epochs), the contrastive
+loss, the steps run and the process CPU time (user + sys) the pretraining took. The kNN of the
+randomly initialised encoder on the same data is the floor a pretrained encoder must beat (chance
+is 20 % on 5 classes).
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/study_regime.py --output output/regime \
+        --variants base,q64,small32,big32,big32_q4k
+
+Results are appended to OUTPUT/results.jsonl (one line per finished variant; a rerun skips them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import time
+from pathlib import Path
+
+# name -> (dataset overrides of SCALES["full"], pretraining overrides of the study's InfoMin config)
+VARIANTS = {
+    # the demo as it is: 800 images at 64 px, queue 512 (64 % of the data), 14 epochs
+    "base": ({}, []),
+    # the demo with a queue well below the data (8 %)
+    "q64": ({}, ["MODEL.QUEUE_SIZE", "64"]),
+    # 32 px views: a quarter of the pixels, so 4x the steps for the same CPU
+    "small32": ({}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "40", "KNN.PERIOD", "5"]),
+    # 5x the images (4000), 32 px views, queue 512 (13 % of the data)
+    "big32": ({"cls_train": 800}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1"]),
+    # the same with a queue of 4096, above the data size (own old keys are negatives)
+    "big32_q4k": ({"cls_train": 800}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1",
+                                       "MODEL.QUEUE_SIZE", "4096"]),
+    # 4000 images at 64 px, 4 epochs (500 steps, the demo's cost x1.4)
+    "big64": ({"cls_train": 800}, ["SOLVER.EPOCHS", "4", "KNN.PERIOD", "1"]),
+    # 4000 images, 32 px, constant lr after warm-up (no decay before the loss turns)
+    "big32_const": ({"cls_train": 800}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1",
+                                         "SOLVER.SCHEDULE", "step", "SOLVER.STEPS", "(100,)"]),
+    # 4000 images, 32 px, weaker views still (crops 0.7-1)
+    "big32_mild": ({"cls_train": 800}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1",
+                                        "VIEWS.CROP_MIN", "0.7"]),
+    # 4000 images, 32 px, the reference-strength InfoMin views (crops 0.2-1, full jitter, m10)
+    "big32_strong": ({"cls_train": 800}, ["VIEWS.IMAGE_SIZE", "32", "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1",
+                                          "VIEWS.CROP_MIN", "0.2", "VIEWS.JITTER_STRENGTH", "1.0",
+                                          "VIEWS.RA_MAGNITUDE", "10"]),
+}
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def random_init_knn(cfg) -> float:
+    """kNN top-1 of a freshly initialised encoder (the floor), with the engine's own monitor."""
+    import torch
+
+    from infomin.models import build_encoder
+    from infomin.pretrain.engine import _knn_monitor
+
+    torch.manual_seed(cfg.SEED)
+    enc = build_encoder(cfg.MODEL.ARCH, cfg.MODEL.WIDTH or 1).eval()
+    return float(_knn_monitor(cfg, enc, 0, 1, torch.device("cpu"))())
+
+
+def run_variant(name: str, out: Path, seed: int) -> dict:
+    from infomin.configs import get_config_file
+    from infomin.datasets import generate
+    from infomin.pretrain.config import load_cfg
+    from infomin.pretrain.engine import run_pretraining
+
+    data_over, opts = VARIANTS[name]
+    tag = "-".join(f"{k}{v}" for k, v in sorted(data_over.items())) or "full"
+    data = generate(out / f"data-{tag}-s{seed}", seed=seed, scale="full",
+                    overrides={**data_over, "det_train": 8, "det_test": 8}, progress=False)
+    run_dir = out / f"{name}-s{seed}"
+    cfg = load_cfg(get_config_file("study/pretrain_infomin_R18.yaml"),
+                   ["OUTPUT_DIR", str(run_dir), "DATA.ROOT", str(Path(data.root) / "imagefolder"),
+                    "MODEL.DEVICE", "cpu", "SEED", str(seed), "LOG.TENSORBOARD", "False",
+                    "LOG.PROGRESS_BAR", "False", "CHECKPOINT.PERIOD", "100", *opts])
+    floor = random_init_knn(cfg)
+    cpu0, wall0 = _cpu_seconds(), time.time()
+    run_pretraining(cfg)
+    cpu, wall = _cpu_seconds() - cpu0, time.time() - wall0
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    knn = [(r["iteration"], r["knn_top1"]) for r in records if "knn_top1" in r]
+    loss = [(r["iteration"], r["loss"]) for r in records if "loss" in r]
+    steps = max(i for i, _ in loss) if loss else 0
+    return {"variant": name, "seed": seed, "images": len(list(Path(cfg.DATA.ROOT, "train").rglob("*.jpg"))),
+            "queue": cfg.MODEL.QUEUE_SIZE, "image_size": cfg.VIEWS.IMAGE_SIZE, "steps": steps,
+            "ln_k1": math.log(cfg.MODEL.QUEUE_SIZE + 1), "knn_random_init": floor, "knn": knn,
+            "loss": loss[:: max(1, len(loss) // 12)] + loss[-1:], "cpu_s": round(cpu, 1),
+            "wall_s": round(wall, 1), "load": os.getloadavg()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--output", default="output/regime")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    done_file = out / "results.jsonl"
+    done = set()
+    if done_file.is_file():
+        done = {(r["variant"], r["seed"]) for r in map(json.loads, done_file.read_text().splitlines())}
+    for name in args.variants.split(","):
+        if name not in VARIANTS:
+            p.error(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+        if (name, args.seed) in done:
+            continue
+        row = run_variant(name, out, args.seed)
+        print(json.dumps({k: row[k] for k in ("variant", "knn_random_init", "knn", "steps", "cpu_s", "wall_s")}),
+              flush=True)
+        with done_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

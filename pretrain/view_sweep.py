@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="output/view_sweep")
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2: the whole sweep per seed (OUT/seed-N) and OUT/sweep.csv, "
+                        "sweep.png as mean ± std over them")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--patch-size", type=int, default=16, help="patch_distance: patch side in px")
     p.add_argument("--patch-image-size", type=int, default=0,
@@ -375,10 +378,19 @@ def main(argv=None) -> int:
                              "(e.g. views/sweep_moco_R18_tiny.yaml)")
         if args.data and not os.path.isdir(os.path.join(args.data, "train")):
             raise ValueError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
+        if args.seeds is not None:
+            from .sweep_seeds import parse_seeds
+
+            parse_seeds(args.seeds)
     except ValueError as err:
         p.error(str(err))
     try:
-        rows = sweep(args)
+        if args.seeds is not None:
+            from .sweep_seeds import sweep_seeds
+
+            rows = sweep_seeds(args, sweep)
+        else:
+            rows = sweep(args)
     except SweepSettingsError as err:
         p.error(str(err))
     print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")

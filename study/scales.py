@@ -7,7 +7,7 @@ configs (`infomin.configs`, configs/study/), so a stage's fingerprint follows it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["StudyScale", "SCALES", "resolve_scale"]
 
@@ -21,7 +21,6 @@ class StudyScale:
     pretrain_opts: tuple = ()  # KEY VALUE overrides for both pretrainings (quick only)
     detection_opts: tuple = ()
     about: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 _DEMO_PRETRAIN = {"infomin": "study/pretrain_infomin_R18.yaml", "supervised": "study/pretrain_supervised_R18.yaml"}
@@ -35,11 +34,25 @@ _QUICK_DETECTION = ("SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()", "SOLVER.WARMUP
                     "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1000",
                     "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32")
 
+def _named(suffix):
+    return {k: v.replace(".yaml", f"{suffix}.yaml") for k, v in _DEMO_PRETRAIN.items()}
+
+
+def _named_det(suffix):
+    return {k: v.replace(".yaml", f"{suffix}.yaml") for k, v in _DEMO_DETECTION.items()}
+
+
 SCALES = {
     "quick": StudyScale("quick", "quick", _DEMO_PRETRAIN, _DEMO_DETECTION, _QUICK_PRETRAIN, _QUICK_DETECTION,
                         about="a few iterations per stage: a smoke test, the numbers mean nothing"),
     "demo": StudyScale("demo", "full", _DEMO_PRETRAIN, _DEMO_DETECTION,
                        about="the default demo: one seed in under 15 minutes on a 2-core CPU"),
+    "study": StudyScale("study", "study", _named("_study"), _named_det("_study"),
+                        about="4000 pretraining images at 32 px, short detector schedules: "
+                              "three seeds in about an hour on a 2-core CPU"),
+    "gpu": StudyScale("gpu", "study", _named("_gpu"), _named_det("_gpu"),
+                      about="4000 pretraining images at 64 px, GPU batches and schedules: "
+                            "a few minutes per seed on one GPU"),
 }
 
 

@@ -173,3 +173,21 @@ def test_two_seed_rerun_reuses_every_seeds_stages(two_seed_run, capsys):
     assert cli.main(["--quick", "--output", str(out), "--device", "cpu", "--seeds", "0,1"]) == 0
     assert mtimes() == before
     assert "Over seeds 0, 1" in capsys.readouterr().out
+
+
+def test_every_scale_names_loadable_configs_and_built_in_data():
+    from infomin.configs import get_config_file
+    from infomin.datasets import builtin
+    from infomin.pretrain.config import load_cfg, validate
+    from infomin.study.scales import SCALES, resolve_scale
+
+    for scale in SCALES.values():
+        assert scale.data in builtin.SCALES, scale.name
+        for init, name in scale.pretrain.items():
+            cfg = load_cfg(get_config_file(name), list(scale.pretrain_opts))
+            validate(cfg)
+            assert cfg.MODEL.ARCH == "resnet18" and (cfg.MODEL.METHOD.lower() == "supervised") == (init == "supervised")
+        assert set(scale.detection) == {"voc", "coco"}
+    assert resolve_scale("auto", "cuda:0").name == "gpu" and resolve_scale(None, "cpu").name == "demo"
+    with pytest.raises(ValueError, match="unknown --scale"):
+        resolve_scale("huge", "cpu")

@@ -36,6 +36,8 @@ VARIANTS = {
     "s4000_q512_long": ({"cls_train": 800}, [*_S32, "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1"]),
     # 4000 images at 64 px, 500 steps
     "s4000_64": ({"cls_train": 800}, ["SOLVER.EPOCHS", "4", "KNN.PERIOD", "1"]),
+    # the supervised baseline (labels) on 4000 images at 32 px, 1000 steps: how fast can shape be learnt?
+    "sup_s4000": ({"cls_train": 800}, [*_S32, "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1"], "supervised"),
 }
 
 
@@ -62,12 +64,13 @@ def run_variant(name: str, out: Path, seed: int) -> dict:
     from infomin.pretrain.config import load_cfg
     from infomin.pretrain.engine import run_pretraining
 
-    data_over, opts = VARIANTS[name]
+    data_over, opts, *method = VARIANTS[name]
+    config = f"study/pretrain_{method[0] if method else 'infomin'}_R18.yaml"
     tag = "-".join(f"{k}{v}" for k, v in sorted(data_over.items())) or "full"
     data = generate(out / f"data-{tag}-s{seed}", seed=seed, scale="full",
                     overrides={**data_over, "det_train": 8, "det_test": 8}, progress=False)
     run_dir = out / f"{name}-s{seed}"
-    cfg = load_cfg(get_config_file("study/pretrain_infomin_R18.yaml"),
+    cfg = load_cfg(get_config_file(config),
                    ["OUTPUT_DIR", str(run_dir), "DATA.ROOT", str(Path(data.root) / "imagefolder"),
                     "MODEL.DEVICE", "cpu", "SEED", str(seed), "LOG.TENSORBOARD", "False",
                     "LOG.PROGRESS_BAR", "False", "CHECKPOINT.PERIOD", "100", *opts])
@@ -80,8 +83,8 @@ def run_variant(name: str, out: Path, seed: int) -> dict:
     loss = [(r["iteration"], r["loss"]) for r in records if "loss" in r]
     steps = max(i for i, _ in loss) if loss else 0
     return {"variant": name, "seed": seed, "images": len(list(Path(cfg.DATA.ROOT, "train").rglob("*.jpg"))),
-            "queue": cfg.MODEL.QUEUE_SIZE, "image_size": cfg.VIEWS.IMAGE_SIZE, "steps": steps,
-            "ln_k1": math.log(cfg.MODEL.QUEUE_SIZE + 1), "knn_random_init": floor, "knn": knn,
+            "config": config, "queue": cfg.MODEL.QUEUE_SIZE, "image_size": cfg.VIEWS.IMAGE_SIZE, "steps": steps,
+            "ln_k1": math.log(cfg.MODEL.QUEUE_SIZE + 1) if cfg.MODEL.QUEUE_SIZE else None, "knn_random_init": floor, "knn": knn,
             "loss": loss[:: max(1, len(loss) // 12)] + loss[-1:], "cpu_s": round(cpu, 1),
             "wall_s": round(wall, 1), "load": os.getloadavg()}
 

@@ -89,12 +89,42 @@ def run_variant(name: str, out: Path, seed: int) -> dict:
             "wall_s": round(wall, 1), "load": os.getloadavg()}
 
 
+def plot(results_file: Path, path: Path) -> None:
+    """kNN top-1 against pretraining steps per variant, each with its random-init floor (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in Path(results_file).read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if r["knn"]]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, r in enumerate(rows):
+        colour = f"C{k}"
+        label = (f"{r['variant']}: {'supervised' if 'supervised' in r.get('config', '') else 'InfoMin'}, "
+                 f"{r['images']} img, {r['image_size']} px" + (f", queue {r['queue']}" if r.get("queue") else ""))
+        xs, ys = zip(*r["knn"])
+        ax.plot(xs, ys, "o-", color=colour, label=label)
+        ax.axhline(r["knn_random_init"], color=colour, ls="--", lw=0.8)
+    ax.axhline(20, color="k", lw=0.8)
+    ax.set(xlabel="pretraining steps (batch 32)", ylabel="kNN top-1 on val (%)",
+           title="kNN vs steps; dashed: the same data's random-init encoder; black: chance")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output", default="output/regime")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", default="", help="only draw OUTPUT/results.jsonl as this PNG")
     args = p.parse_args(argv)
+    if args.plot:
+        plot(Path(args.output) / "results.jsonl", Path(args.plot))
+        return 0
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     done_file = out / "results.jsonl"

@@ -93,6 +93,7 @@ def compare(a: Stat, b: Stat) -> tuple[str, float | None, float | None]:
 
 
 _WORDS = {"ahead": "ahead of", "behind": "behind", "within": "within the seed spread of"}
+_OTHER = {"random": "random init", "supervised": "supervised init"}
 
 
 def spread_verdict(agg: dict, seeds) -> str:
@@ -103,14 +104,14 @@ def spread_verdict(agg: dict, seeds) -> str:
         for other in ("random", "supervised"):
             word, margin, spread = compare(infomin, agg[column][other])
             if word == "n/a":
-                parts.append(f"{name} vs {INIT_LABELS[other]}: not available")
+                parts.append(f"{name} vs {_OTHER[other]}: not available")
                 continue
             if word == "no spread":
-                parts.append(f"{name}: InfoMin {infomin.text()} vs {INIT_LABELS[other]} "
+                parts.append(f"{name}: InfoMin {infomin.text()} vs {_OTHER[other]} "
                              f"{agg[column][other].text()} ({margin:+.1f}; no spread measured)")
                 continue
             wins[other] += word == "ahead"
-            parts.append(f"{name}: InfoMin {infomin.text()} is {_WORDS[word]} {INIT_LABELS[other]} "
+            parts.append(f"{name}: InfoMin {infomin.text()} is {_WORDS[word]} {_OTHER[other]} "
                          f"{agg[column][other].text()} (margin {margin:+.1f}, spread {spread:.1f})")
     seeds_text = ", ".join(str(s) for s in seeds)
     head = (f"Over seeds {seeds_text} (mean ± sample std), InfoMin init is ahead by more than the seed "
@@ -144,14 +145,16 @@ def plot_ap_spread(agg: dict, per_seed: dict, path: Path) -> None:
         means = [s.mean if s.values else 0.0 for s in stats]
         errs = [s.std or 0.0 for s in stats]
         pos = x + (k - 1) * 0.27
-        bars = ax.bar(pos, means, 0.27, yerr=errs, capsize=4, label=INIT_LABELS[init], alpha=0.85)
-        ax.bar_label(bars, labels=[s.text() for s in stats], fontsize=7, padding=2)
-        for p, s in zip(pos, stats):
+        ax.bar(pos, means, 0.27, yerr=errs, capsize=4, label=INIT_LABELS[init], alpha=0.85)
+        for p, s, m, e in zip(pos, stats, means, errs):
             ax.plot([p] * s.n, s.values, "k.", markersize=4, zorder=3)
+            top = max([m + e, *s.values]) if s.values else 0.0
+            ax.annotate(s.text(), (p, top), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
     ax.set_xticks(x, [g[0] for g in groups])
     ax.set(ylabel="AP (COCO-style, 0.5:0.95)",
            title=f"Detection AP per initialisation: mean ± std over {len(per_seed)} seeds (dots: seeds)")
-    ax.legend()
+    ax.margins(y=0.12)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _save_png(fig, path)
     plt.close(fig)
 

@@ -36,6 +36,9 @@ VARIANTS = {
     "s4000_q512_long": ({"cls_train": 800}, [*_S32, "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1"]),
     # 4000 images at 64 px, 500 steps
     "s4000_64": ({"cls_train": 800}, ["SOLVER.EPOCHS", "4", "KNN.PERIOD", "1"]),
+    # 4000 images at 64 px, 1000 steps at a constant lr after the warm-up epoch (no decay)
+    "s4000_64_const": ({"cls_train": 800}, ["SOLVER.EPOCHS", "8", "KNN.PERIOD", "1", "SOLVER.SCHEDULE", "step",
+                                            "SOLVER.STEPS", "(100,)"]),
     # the supervised baseline (labels) on 4000 images at 32 px, 1000 steps: how fast can shape be learnt?
     "sup_s4000": ({"cls_train": 800}, [*_S32, "SOLVER.EPOCHS", "8", "KNN.PERIOD", "1"], "supervised"),
 }

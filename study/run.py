@@ -387,6 +387,12 @@ def parse_seeds(text) -> list[int]:
     return seeds
 
 
+def _reuse_marker(ctx: Context, name: str) -> None:
+    marker = _load_marker(ctx, name)
+    if marker and all(d in ctx.results for d in DEPENDS[name]) and marker.get("key") == _fingerprint(ctx, name):
+        ctx.results[name] = marker["result"]
+
+
 def _run_one(output: Path, scale: StudyScale, device: str, seed: int, stage: str | None) -> dict:
     """Run (or resume) every stage for one seed in `output`; `stage` reruns that one alone."""
     from tqdm import tqdm
@@ -395,11 +401,10 @@ def _run_one(output: Path, scale: StudyScale, device: str, seed: int, stage: str
     ctx.output.mkdir(parents=True, exist_ok=True)
     if stage is not None:
         for name in STAGES[:STAGES.index(stage)]:  # earlier results, from their markers only
-            marker = _load_marker(ctx, name)
-            if marker and all(d in ctx.results for d in DEPENDS[name]) \
-                    and marker.get("key") == _fingerprint(ctx, name):
-                ctx.results[name] = marker["result"]
+            _reuse_marker(ctx, name)
         ctx.results[stage], _ = run_stage(ctx, stage, force=True)
+        for name in STAGES[STAGES.index(stage) + 1:]:  # later ones still valid (for a seeds summary)
+            _reuse_marker(ctx, name)
         return ctx.results
     timings = {}
     with tqdm(STAGES, desc=f"InfoMin study (seed {seed})", unit="stage", dynamic_ncols=True) as bar:

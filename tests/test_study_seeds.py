@@ -191,3 +191,17 @@ def test_every_scale_names_loadable_configs_and_built_in_data():
     assert resolve_scale("auto", "cuda:0").name == "gpu" and resolve_scale(None, "cpu").name == "demo"
     with pytest.raises(ValueError, match="unknown --scale"):
         resolve_scale("huge", "cpu")
+
+
+@pytest.mark.slow
+def test_one_stage_rerun_over_seeds_keeps_the_later_stages_in_the_summary(two_seed_run, capsys):
+    out, _ = two_seed_run
+    before = (out / "report.md").read_text()
+    assert cli.main(["--quick", "--output", str(out), "--device", "cpu", "--seeds", "0,1",
+                     "--stage", "voc-random"]) == 0
+    for s in (0, 1):  # that stage ran again in each seed's folder
+        assert _marker(out / f"seed-{s}", "voc-random")["stage"] == "voc-random"
+    after = (out / "report.md").read_text()
+    # the COCO stages after it were not rerun but are still in the table (deterministic rerun)
+    table = lambda text: text.split("## Mean ± std over seeds", 1)[1].split("## Each seed", 1)[0]
+    assert table(after) == table(before)

@@ -25,25 +25,22 @@ from pathlib import Path
 from infomin.atomic import atomic_write_text
 from infomin.configs import get_config_file
 
-__all__ = ["STAGES", "INITS", "TASKS", "PAPER", "QUICK", "run_demo"]
+from infomin.pretrain.sweep_seeds import parse_seeds
+
+from .scales import SCALES, StudyScale, resolve_scale
+
+__all__ = ["STAGES", "INITS", "TASKS", "PAPER", "QUICK", "SCALES", "run_demo", "parse_seeds"]
 
 INITS = ("infomin", "supervised", "random")
 TASKS = ("voc", "coco")
-# packaged config names (infomin.configs)
-PRETRAIN_CONFIGS = {"infomin": "study/pretrain_infomin_R18.yaml", "supervised": "study/pretrain_supervised_R18.yaml"}
-DETECTION_CONFIGS = {"voc": "study/voc_faster_rcnn_R18_FPN.yaml", "coco": "study/coco_mask_rcnn_R18_FPN.yaml"}
+# the demo scale's packaged config names (infomin.configs); other scales name theirs in scales.py
+PRETRAIN_CONFIGS = SCALES["demo"].pretrain
+DETECTION_CONFIGS = SCALES["demo"].detection
 STAGES = ("data", "pretrain-infomin", "pretrain-supervised", "convert",
           *(f"{task}-{init}" for task in TASKS for init in INITS), "report")
 
 # `--quick` (the tests' run): the same pipeline with a handful of iterations everywhere.
-QUICK = {
-    "pretrain": ["SOLVER.EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "3", "SOLVER.IMS_PER_BATCH", "16",
-                 "MODEL.QUEUE_SIZE", "64", "SOLVER.WARMUP_EPOCHS", "0", "LOG.PERIOD", "1",
-                 "KNN.PERIOD", "1", "CHECKPOINT.PERIOD", "1"],
-    "detection": ["SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "1",
-                  "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1000",
-                  "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"],
-}
+QUICK = {"pretrain": list(SCALES["quick"].pretrain_opts), "detection": list(SCALES["quick"].detection_opts)}
 
 # Published full-scale numbers beside which the demo's are shown; each names its public source.
 # None: a figure we could not check against a public source, shown as not quoted with the reason.
@@ -96,7 +93,7 @@ class Context:
     """Settings of one demo run and the results of the stages done so far."""
 
     output: Path
-    quick: bool
+    scale: StudyScale
     device: str
     seed: int
     results: dict = field(default_factory=dict)
@@ -104,8 +101,8 @@ class Context:
     fresh: bool = False  # the stage now running must not resume old state
 
     @property
-    def scale(self) -> str:
-        return "quick" if self.quick else "full"
+    def quick(self) -> bool:
+        return self.scale.name == "quick"
 
     def marker(self, stage: str) -> Path:
         return self.output / "stages" / f"{stage}.json"
@@ -116,7 +113,7 @@ class Context:
 def stage_data(ctx: Context) -> dict:
     from infomin.datasets import generate
 
-    data = generate(ctx.output / "data", seed=ctx.seed, scale=ctx.scale)
+    data = generate(ctx.output / "data", seed=ctx.seed, scale=ctx.scale.data)
     return {"root": data.root, "manifest": _file_digest(Path(data.root) / "manifest.json")}
 
 
@@ -141,19 +138,18 @@ def _pretrain_opts(ctx: Context, name: str) -> list:
     out_dir = workdir(ctx, ctx.output / "pretrain" / name)
     opts = ["OUTPUT_DIR", str(out_dir), "DATA.ROOT", str(Path(ctx.results["data"]["root"]) / "imagefolder"),
             "MODEL.DEVICE", ctx.device, "SEED", str(ctx.seed)]
-    if ctx.quick:
-        opts += QUICK["pretrain"]
-        if name != "infomin":  # only InfoMin has a queue
-            i = opts.index("MODEL.QUEUE_SIZE")
-            del opts[i:i + 2]
-    return opts
+    extra = list(ctx.scale.pretrain_opts)
+    if name != "infomin" and "MODEL.QUEUE_SIZE" in extra:  # only InfoMin has a queue
+        i = extra.index("MODEL.QUEUE_SIZE")
+        del extra[i:i + 2]
+    return opts + extra
 
 
 def _pretrain(ctx: Context, name: str) -> dict:
     from infomin.pretrain.config import load_cfg
     from infomin.pretrain.engine import run_pretraining
 
-    cfg = load_cfg(get_config_file(PRETRAIN_CONFIGS[name]), _pretrain_opts(ctx, name))
+    cfg = load_cfg(get_config_file(ctx.scale.pretrain[name]), _pretrain_opts(ctx, name))
     ckpt = run_pretraining(cfg, resume="auto")
     metrics = Path(cfg.OUTPUT_DIR) / "metrics.jsonl"
     knn = [r["knn_top1"] for r in _read_jsonl(metrics) if "knn_top1" in r]
@@ -206,13 +202,11 @@ def build_detection_cfg(ctx: Context, task: str, init: str):
 
     train, test = _register_datasets(ctx.results["data"]["root"])[task]
     cfg = get_cfg()
-    cfg.merge_from_file(get_config_file(DETECTION_CONFIGS[task]))
+    cfg.merge_from_file(get_config_file(ctx.scale.detection[task]))
     opts = ["MODEL.WEIGHTS", ctx.results["convert"][init]["weights"], "MODEL.DEVICE", ctx.device,
             "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)",
             "OUTPUT_DIR", str(workdir(ctx, ctx.output / "detection" / f"{task}-{init}")),
-            "SEED", str(ctx.seed)]
-    if ctx.quick:
-        opts += QUICK["detection"]
+            "SEED", str(ctx.seed), *ctx.scale.detection_opts]
     cfg.merge_from_list(opts)
     cfg.freeze()
     return cfg
@@ -311,7 +305,8 @@ def _detection_stage(task, init):
 def stage_report(ctx: Context) -> dict:
     from .report import write_report
 
-    return write_report(ctx.output, ctx.results, PAPER, quick=ctx.quick)
+    return write_report(ctx.output, ctx.results, PAPER, quick=ctx.quick,
+                        scale=f"scale {ctx.scale.name} ({ctx.scale.about}), seed {ctx.seed}")
 
 
 STAGE_FUNCS = {"data": stage_data, "pretrain-infomin": stage_pretrain_infomin,
@@ -328,17 +323,18 @@ def _fingerprint(ctx: Context, stage: str) -> str:
     """What a stage's result depends on: scale, seed, device, its configs and its inputs."""
     inputs = [ctx.results[d] for d in DEPENDS[stage]]
     configs = []
+    scale = ctx.scale
     if stage == "data":
         from infomin.datasets import builtin
 
-        configs.append([builtin.GENERATOR_VERSION, builtin.SCALES[ctx.scale]])
-    if ctx.quick:
-        configs.append(QUICK)
+        configs.append([builtin.GENERATOR_VERSION, builtin.SCALES[scale.data]])
+    if scale.pretrain_opts or scale.detection_opts:
+        configs.append([scale.pretrain_opts, scale.detection_opts])
     if stage.startswith("pretrain-"):
-        configs.append(_config_chain_digest(Path(get_config_file(PRETRAIN_CONFIGS[stage.split("-", 1)[1]]))))
+        configs.append(_config_chain_digest(Path(get_config_file(scale.pretrain[stage.split("-", 1)[1]]))))
     if stage.split("-")[0] in TASKS:
-        configs.append(_config_chain_digest(Path(get_config_file(DETECTION_CONFIGS[stage.split("-")[0]]))))
-    return _digest(stage, ctx.scale, ctx.seed, ctx.device, configs, inputs)
+        configs.append(_config_chain_digest(Path(get_config_file(scale.detection[stage.split("-")[0]]))))
+    return _digest(stage, scale.name, ctx.seed, ctx.device, configs, inputs)
 
 
 def _load_marker(ctx: Context, stage: str) -> dict | None:
@@ -368,33 +364,66 @@ def run_stage(ctx: Context, stage: str, force: bool = False) -> tuple[dict, bool
     return result, False
 
 
-def run_demo(output, *, quick=False, device="auto", seed=0, stage=None) -> dict:
-    """Run (or resume) the study; returns every stage's result. `stage` reruns one stage alone."""
+def _reuse_marker(ctx: Context, name: str) -> None:
+    marker = _load_marker(ctx, name)
+    if marker and all(d in ctx.results for d in DEPENDS[name]) and marker.get("key") == _fingerprint(ctx, name):
+        ctx.results[name] = marker["result"]
+
+
+def _run_one(output: Path, scale: StudyScale, device: str, seed: int, stage: str | None) -> dict:
+    """Run (or resume) every stage for one seed in `output`; `stage` reruns that one alone."""
     from tqdm import tqdm
 
-    if stage is not None and stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
-    from infomin.device import resolve_device
-
-    ctx = Context(Path(output).resolve(), bool(quick), str(resolve_device(device, "--device")), int(seed))
+    ctx = Context(output, scale, device, int(seed))
     ctx.output.mkdir(parents=True, exist_ok=True)
     if stage is not None:
         for name in STAGES[:STAGES.index(stage)]:  # earlier results, from their markers only
-            marker = _load_marker(ctx, name)
-            if marker and all(d in ctx.results for d in DEPENDS[name]) \
-                    and marker.get("key") == _fingerprint(ctx, name):
-                ctx.results[name] = marker["result"]
+            _reuse_marker(ctx, name)
         ctx.results[stage], _ = run_stage(ctx, stage, force=True)
+        for name in STAGES[STAGES.index(stage) + 1:]:  # later ones still valid (for a seeds summary)
+            _reuse_marker(ctx, name)
         return ctx.results
     timings = {}
-    with tqdm(STAGES, desc="InfoMin demo", unit="stage", dynamic_ncols=True) as bar:
+    with tqdm(STAGES, desc=f"InfoMin study (seed {seed})", unit="stage", dynamic_ncols=True) as bar:
         for name in bar:
             bar.set_postfix(stage=name)
             start = time.time()
             ctx.results[name], reused = run_stage(ctx, name)
             timings[name] = "cached" if reused else f"{time.time() - start:.0f}s"
-    logger.info("stage times: %s", timings)
+    logger.info("seed %d stage times: %s", seed, timings)
     return ctx.results
+
+
+def seed_folder(output, seed: int) -> Path:
+    """Where one seed of a several-seed study keeps its stages (each cached on its own)."""
+    return Path(output) / f"seed-{seed}"
+
+
+def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=None, stage=None) -> dict:
+    """Run (or resume) the study; returns every stage's result. `stage` reruns one stage alone.
+
+    One seed (the default) keeps its stages in `output` itself. Several seeds (`seeds=[0, 1, 2]`)
+    run the whole study once per seed in `output/seed-N/` (data, pretraining, fine-tuning; each
+    seed cached like the stages are) and write `output/report.md` with each number as mean +- std
+    over the seeds; the return value is then {"seeds": {seed: results}, "report": summary}.
+    """
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
+    if quick and scale not in (None, "auto", "quick"):
+        raise ValueError(f"--quick is --scale quick; it cannot be combined with --scale {scale}.")
+    from infomin.device import resolve_device
+
+    device = str(resolve_device(device, "--device"))
+    study_scale = SCALES["quick"] if quick else resolve_scale(scale, device)
+    seeds = parse_seeds(",".join(map(str, seeds))) if seeds is not None else [int(seed)]
+    output = Path(output).resolve()
+    if len(seeds) == 1:
+        return _run_one(output, study_scale, device, seeds[0], stage)
+    per_seed = {s: _run_one(seed_folder(output, s), study_scale, device, s, stage) for s in seeds}
+    from .summary import write_summary
+
+    summary = write_summary(output, per_seed, PAPER, scale=study_scale)
+    return {"seeds": per_seed, "report": summary}
 
 
 def _read_jsonl(path: Path) -> list:

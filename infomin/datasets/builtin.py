@@ -44,6 +44,9 @@ SCALES = {
                   max_objects=3),
     "full": dict(cls_train=160, cls_val=40, cls_size=64, det_train=320, det_test=80, det_size=128,
                  max_objects=4),
+    # the study (`infomin-demo --scale study|gpu`): 5x the pretraining images, a larger val and test
+    "study": dict(cls_train=800, cls_val=80, cls_size=64, det_train=320, det_test=160, det_size=128,
+                  max_objects=4),
 }
 
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="output/view_sweep")
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2: the whole sweep per seed (OUT/seed-N) and OUT/sweep.csv, "
+                        "sweep.png as mean ± std over them")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--patch-size", type=int, default=16, help="patch_distance: patch side in px")
     p.add_argument("--patch-image-size", type=int, default=0,
@@ -66,6 +69,10 @@ def _check_args(args) -> None:
     if args.data and not os.path.isdir(os.path.join(args.data, "train")):
         raise UsageError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
     view_sweep.check_config(args)
+    if args.seeds is not None:
+        from ..sweep_seeds import parse_seeds
+
+        parse_seeds(args.seeds)
 
 
 def _run(args) -> int:
@@ -73,7 +80,12 @@ def _run(args) -> int:
         _check_args(args)
     except (RuntimeError, KeyError) as err:  # as before: any failure of the up-front checks is the input's
         raise UsageError(user_message(err)) from None
-    rows = view_sweep.sweep(args)  # SweepSettingsError (a ValueError): a folder of another sweep
+    if args.seeds is not None:  # SweepSettingsError (a ValueError): a folder of another sweep
+        from ..sweep_seeds import sweep_seeds
+
+        rows = sweep_seeds(args, view_sweep.sweep)
+    else:
+        rows = view_sweep.sweep(args)
     print(f"wrote {len(rows)} points to {Path(args.output_dir) / 'sweep.csv'} and sweep.png")
     return 0
 

@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from ..run import STAGES, run_demo
+from ..run import SCALES, STAGES, run_demo
 
 __all__ = ["build_parser", "main"]
 
@@ -21,8 +21,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="output/demo", help="folder for everything (default: %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2: the whole study per seed (OUTPUT/seed-N), and a "
+                        "report of mean +- std whose verdict counts a margin only beyond the spread")
+    p.add_argument("--scale", default="auto", choices=("auto", *SCALES),
+                   help="data size and schedules (default: %(default)s = gpu on a CUDA device, else demo)")
     p.add_argument("--stage", choices=STAGES, help="rerun this one stage (its inputs must exist)")
     return p
+
+
+def _seeds(text):
+    from ..run import parse_seeds
+
+    return parse_seeds(text)
 
 
 def main(argv=None) -> int:
@@ -31,9 +42,10 @@ def main(argv=None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         results = run_demo(args.output, quick=args.quick, device=args.device, seed=args.seed,
+                           seeds=None if args.seeds is None else _seeds(args.seeds), scale=args.scale,
                            stage=args.stage)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
+        print(f"infomin-demo: error: {exc}", file=sys.stderr)
         return 2
     report = results.get("report")
     if report:

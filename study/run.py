@@ -402,7 +402,8 @@ def seed_folder(output, seed: int) -> Path:
 def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=None, stage=None) -> dict:
     """Run (or resume) the study; returns every stage's result. `stage` reruns one stage alone.
 
-    One seed (the default) keeps its stages in `output` itself. Several seeds (`seeds=[0, 1, 2]`)
+    One seed (the default) keeps its stages in `output` itself. Several seeds (`seeds=[0, 1, 2]`
+    or the command line's "0,1,2")
     run the whole study once per seed in `output/seed-N/` (data, pretraining, fine-tuning; each
     seed cached like the stages are) and write `output/report.md` with each number as mean +- std
     over the seeds; the return value is then {"seeds": {seed: results}, "report": summary}.
@@ -415,7 +416,9 @@ def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=No
 
     device = str(resolve_device(device, "--device"))
     study_scale = SCALES["quick"] if quick else resolve_scale(scale, device)
-    seeds = parse_seeds(",".join(map(str, seeds))) if seeds is not None else [int(seed)]
+    if seeds is not None and not isinstance(seeds, str):
+        seeds = ",".join(map(str, seeds))
+    seeds = parse_seeds(seeds) if seeds is not None else [int(seed)]
     output = Path(output).resolve()
     if len(seeds) == 1:
         return _run_one(output, study_scale, device, seeds[0], stage)

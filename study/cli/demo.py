@@ -30,19 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _seeds(text):
-    from ..run import parse_seeds
-
-    return parse_seeds(text)
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         results = run_demo(args.output, quick=args.quick, device=args.device, seed=args.seed,
-                           seeds=None if args.seeds is None else _seeds(args.seeds), scale=args.scale,
+                           seeds=args.seeds, scale=args.scale,
                            stage=args.stage)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"infomin-demo: error: {exc}", file=sys.stderr)

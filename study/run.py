@@ -399,7 +399,8 @@ def seed_folder(output, seed: int) -> Path:
     return Path(output) / f"seed-{seed}"
 
 
-def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=None, stage=None) -> dict:
+def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=None, stage=None,
+             jobs=1) -> dict:
     """Run (or resume) the study; returns every stage's result. `stage` reruns one stage alone.
 
     One seed (the default) keeps its stages in `output` itself. Several seeds (`seeds=[0, 1, 2]`
@@ -407,6 +408,7 @@ def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=No
     run the whole study once per seed in `output/seed-N/` (data, pretraining, fine-tuning; each
     seed cached like the stages are) and write `output/report.md` with each number as mean +- std
     over the seeds; the return value is then {"seeds": {seed: results}, "report": summary}.
+    `jobs` > 1 runs that many seeds at once, each in its own process (see `_run_seeds_parallel`).
     """
     if stage is not None and stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
@@ -420,13 +422,82 @@ def run_demo(output, *, quick=False, device="auto", seed=0, seeds=None, scale=No
         seeds = ",".join(map(str, seeds))
     seeds = parse_seeds(seeds) if seeds is not None else [int(seed)]
     output = Path(output).resolve()
+    if int(jobs) < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
     if len(seeds) == 1:
         return _run_one(output, study_scale, device, seeds[0], stage)
-    per_seed = {s: _run_one(seed_folder(output, s), study_scale, device, s, stage) for s in seeds}
+    if int(jobs) > 1:
+        _run_seeds_parallel(output, study_scale, device, seeds, stage, int(jobs))
+        per_seed = {s: _gather_one(seed_folder(output, s), study_scale, device, s, stage) for s in seeds}
+    else:
+        per_seed = {s: _run_one(seed_folder(output, s), study_scale, device, s, stage) for s in seeds}
     from .summary import write_summary
 
     summary = write_summary(output, per_seed, PAPER, scale=study_scale)
     return {"seeds": per_seed, "report": summary}
+
+
+def _gather_one(output: Path, scale: StudyScale, device: str, seed: int, stage: str | None) -> dict:
+    """One seed's results from the markers its own process wrote; nothing is run here. Every stage
+    must be there (only a `--stage` rerun may leave later ones out, as it does in one process)."""
+    ctx = Context(output, scale, device, int(seed))
+    for name in STAGES:
+        _reuse_marker(ctx, name)
+    missing = [name for name in STAGES if name not in ctx.results]
+    if stage is None and missing:
+        raise RuntimeError(f"seed {seed}'s process finished but left stages {missing} without a result for "
+                           f"these settings in {output}; see {output / 'demo.log'}")
+    return ctx.results
+
+
+def _run_seeds_parallel(output: Path, scale: StudyScale, device: str, seeds: list, stage, jobs: int) -> None:
+    """Run up to `jobs` seeds at once, each as `infomin-demo --seed N --output OUTPUT/seed-N`.
+
+    Why: on one GPU a seed's small models leave most of the device and of the CPU cores idle, so
+    three seeds side by side take little longer than one. Each child runs exactly the single-seed
+    study into the folder the sequential path uses, with the same fingerprints, so the caller then
+    finds every stage cached and only gathers the results. Each child's output goes to
+    OUTPUT/seed-N/demo.log; a child that fails stops the study with its log's name and tail.
+    """
+    import subprocess
+    import sys
+
+    pending, running, failed = list(seeds), {}, []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                s = pending.pop(0)
+                folder = seed_folder(output, s)
+                folder.mkdir(parents=True, exist_ok=True)
+                log = open(folder / "demo.log", "ab")
+                # -P: import the installed package, never a checkout's infomin/ in the working directory
+                cmd = [sys.executable, "-P", "-m", "infomin.study.cli.demo", "--output", str(folder), "--seed", str(s),
+                       "--scale", scale.name, "--device", device, *(["--stage", stage] if stage else [])]
+                print(f"seed {s}: running in its own process, log {folder / 'demo.log'}", flush=True)
+                running[s] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log)
+            time.sleep(1.0)
+            for s, (proc, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[s]
+                print(f"seed {s}: {'done' if proc.returncode == 0 else f'failed (exit {proc.returncode})'}", flush=True)
+                if proc.returncode != 0:
+                    failed.append(s)
+    finally:
+        for proc, log in running.values():  # interrupted: stop the children, keep their checkpoints
+            proc.terminate()
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=60)
+            log.close()
+    if failed:
+        tails = []
+        for s in failed:
+            path = seed_folder(output, s) / "demo.log"
+            lines = path.read_text(errors="replace").splitlines()[-5:]
+            tails.append(f"seed {s} ({path}):\n    " + "\n    ".join(lines))
+        raise RuntimeError("seeds " + ", ".join(map(str, failed)) + " failed; the end of each log:\n"
+                           + "\n".join(tails))
 
 
 def _read_jsonl(path: Path) -> list:

@@ -209,3 +209,33 @@ def test_one_stage_rerun_over_seeds_keeps_the_later_stages_in_the_summary(two_se
     # the COCO stages after it were not rerun but are still in the table (deterministic rerun)
     table = lambda text: text.split("## Mean ± std over seeds", 1)[1].split("## Each seed", 1)[0]
     assert table(after) == table(before)
+
+
+@pytest.mark.slow
+def test_seeds_run_side_by_side_give_the_sequential_results(two_seed_run, tmp_path, capsys):
+    """--jobs 2: each seed in its own process (its log in seed-N/demo.log), the same numbers as one
+    process running the seeds in turn (the fixture), and the same report table."""
+    seq, _ = two_seed_run
+    out = tmp_path / "parallel"
+    assert cli.main(["--quick", "--output", str(out), "--device", "cpu", "--seeds", "0,1", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    for s in (0, 1):
+        assert f"seed {s}: done" in printed
+        assert "InfoMin study" in (out / f"seed-{s}" / "demo.log").read_text()
+        for stage in run.STAGES:
+            if stage.startswith(("voc-", "coco-", "pretrain-")):
+                a, b = _marker(seq / f"seed-{s}", stage)["result"], _marker(out / f"seed-{s}", stage)["result"]
+                assert a.get("results") == b.get("results") and a.get("knn_top1") == b.get("knn_top1"), (s, stage)
+    table = lambda text: text.split("## Mean ± std over seeds", 1)[1].split("## Each seed", 1)[0]
+    assert table((out / "report.md").read_text()) == table((seq / "report.md").read_text())
+
+
+def test_a_failing_seed_process_stops_the_study_with_its_log(tmp_path, capsys):
+    # `--stage report` in an empty folder: each child refuses (its earlier stages never ran)
+    assert cli.main(["--quick", "--output", str(tmp_path), "--device", "cpu", "--seeds", "0,1", "--jobs", "2",
+                     "--stage", "report"]) == 2
+    err = capsys.readouterr().err
+    assert "seeds 0, 1 failed" in err and str(tmp_path / "seed-0" / "demo.log") in err
+    assert not (tmp_path / "report.md").exists()
+    assert cli.main(["--output", str(tmp_path), "--seeds", "0,1", "--jobs", "0", "--device", "cpu"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err

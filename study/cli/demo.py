@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None,
                    help="several seeds, e.g. 0,1,2: the whole study per seed (OUTPUT/seed-N), and a "
                         "report of mean +- std whose verdict counts a margin only beyond the spread")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --seeds: run this many seeds at once, each in its own process with its "
+                        "log in OUTPUT/seed-N/demo.log (for a GPU; on a 2-core CPU keep 1)")
     p.add_argument("--scale", default="auto", choices=("auto", *SCALES),
                    help="data size and schedules (default: %(default)s = gpu on a CUDA device, else demo)")
     p.add_argument("--stage", choices=STAGES, help="rerun this one stage (its inputs must exist)")
@@ -37,7 +40,7 @@ def main(argv=None) -> int:
     try:
         results = run_demo(args.output, quick=args.quick, device=args.device, seed=args.seed,
                            seeds=args.seeds, scale=args.scale,
-                           stage=args.stage)
+                           stage=args.stage, jobs=args.jobs)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"infomin-demo: error: {exc}", file=sys.stderr)
         return 2

@@ -13,8 +13,9 @@ PYVER ?= 3.12
 WHEELHOUSE := .wheelhouse
 GPU_PYTHON ?= python3
 GPU_CHECK_OUT ?= output/gpu_check
+GPU_STUDY_OUT ?= output/gpu
 
-.PHONY: setup test test-fast demo bench bench-coco-eval wheelhouse gpu-check clean-venv
+.PHONY: setup test test-fast demo bench bench-coco-eval wheelhouse gpu-check gpu-study clean-venv
 
 setup: $(STAMP)
 
@@ -46,6 +47,10 @@ wheelhouse: setup
 # No `setup` prerequisite: the GPU node has no index to set up from.
 gpu-check:
 	benchmarks/gpu_check.sh --python $(GPU_PYTHON) --wheels $(WHEELHOUSE) --out $(GPU_CHECK_OUT)
+
+# The study with three seeds side by side on the node's GPU (benchmarks/gpu_study.sh).
+gpu-study:
+	benchmarks/gpu_study.sh --python $(GPU_PYTHON) --wheels $(WHEELHOUSE) --out $(GPU_STUDY_OUT)
 
 clean-venv:
 	rm -rf $(VENV)

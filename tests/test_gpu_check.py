@@ -219,3 +219,37 @@ def test_tiny_cpu_run_writes_the_report(tmp_path, monkeypatch, capsys):
     assert "fp32 vs bf16 pretraining loss" in md and "Projected InfoMin R50 800 epochs on 8 GPUs" in md
     assert not list((out / "work" / "train_net_fp32").glob("*.pth"))  # R50 weights are not kept
     assert "Projected InfoMin R50" in capsys.readouterr().out
+
+
+# ---- the study on a GPU node (benchmarks/gpu_study.sh) -------------------------------------------
+
+GPU_STUDY = REPO / "benchmarks" / "gpu_study.sh"
+
+
+def _gpu_study(*args, cwd):
+    return subprocess.run(["bash", str(GPU_STUDY), "--python", sys.executable, *args], cwd=cwd,
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_gpu_study_refuses_without_a_gpu_or_wheels_or_with_a_bad_argument(tmp_path):
+    r = _gpu_study("--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2 and "sees no CUDA GPU" in r.stderr and not (tmp_path / "out").exists()
+    (tmp_path / "empty").mkdir()
+    r = _gpu_study("--device", "cpu", "--wheels", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2 and "holds no .whl files" in r.stderr and "make wheelhouse" in r.stderr
+    r = _gpu_study("--sedes", "0,1", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown argument '--sedes'" in r.stderr
+
+
+@pytest.mark.slow
+def test_gpu_study_runs_the_seeds_side_by_side_from_outside_the_checkout(tmp_path):
+    """The node's command on CPU at the quick scale: two seeds at once, the report and stage times."""
+    r = _gpu_study("--device", "cpu", "--scale", "quick", "--seeds", "0,1", "--jobs", "2",
+                   "--out", "out", cwd=tmp_path)  # a relative --out is the caller's folder, not the script's
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "seed 0: done" in r.stdout and "seed 1: done" in r.stdout
+    assert "Over seeds 0, 1 (mean ± sample std)" in (tmp_path / "out" / "report.md").read_text()
+    times = [line for line in r.stdout.splitlines() if line.strip().startswith(("seed-0:", "seed-1:"))]
+    assert len(times) == 2 and all("pretrain-infomin" in t and "coco-random" in t for t in times)
+    assert "infomin" in r.stdout.split("| infomin", 1)[1].split("\n", 1)[0]

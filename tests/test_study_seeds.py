@@ -212,10 +212,11 @@ def test_one_stage_rerun_over_seeds_keeps_the_later_stages_in_the_summary(two_se
 
 
 @pytest.mark.slow
-def test_seeds_run_side_by_side_give_the_sequential_results(two_seed_run, tmp_path, capsys):
+def test_seeds_run_side_by_side_give_the_sequential_results(two_seed_run, tmp_path, capsys, monkeypatch):
     """--jobs 2: each seed in its own process (its log in seed-N/demo.log), the same numbers as one
     process running the seeds in turn (the fixture), and the same report table."""
     seq, _ = two_seed_run
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fixture's one torch thread (conftest), in the children too
     out = tmp_path / "parallel"
     assert cli.main(["--quick", "--output", str(out), "--device", "cpu", "--seeds", "0,1", "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
@@ -239,3 +240,37 @@ def test_a_failing_seed_process_stops_the_study_with_its_log(tmp_path, capsys):
     assert not (tmp_path / "report.md").exists()
     assert cli.main(["--output", str(tmp_path), "--seeds", "0,1", "--jobs", "0", "--device", "cpu"]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_side_by_side_seeds_share_the_cores_and_a_silent_child_is_an_error(tmp_path, monkeypatch, capsys):
+    """Each child gets cores // jobs torch threads unless OMP_NUM_THREADS is set; a child that exits
+    0 without its stages' results stops the study instead of the parent running them itself."""
+    import os
+    import subprocess
+
+    seen = []
+
+    class Done:
+        returncode = 0
+
+        def __init__(self, cmd, env, **kw):
+            seen.append((cmd, env))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Done)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    with pytest.raises(RuntimeError, match="seed 0's process finished but left stages"):
+        run.run_demo(tmp_path, quick=True, device="cpu", seeds=[0, 1, 2], jobs=3)
+    assert [c[c.index("--seed") + 1] for c, _ in seen] == ["0", "1", "2"]
+    assert {env["OMP_NUM_THREADS"] for _, env in seen} == {"5"}
+    assert all(c[c.index("--output") + 1] == str(tmp_path.resolve() / f"seed-{c[c.index('--seed') + 1]}")
+               for c, _ in seen)
+    seen.clear()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with pytest.raises(RuntimeError):
+        run.run_demo(tmp_path, quick=True, device="cpu", seeds=[0, 1], jobs=3)
+    assert {env["OMP_NUM_THREADS"] for _, env in seen} == {"2"}

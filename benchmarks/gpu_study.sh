@@ -71,7 +71,7 @@ for seed in sorted(Path(sys.argv[1]).glob("seed-*")):
     times = {}
     for f in sorted(seed.glob("stages/*.json")):
         r = json.loads(f.read_text())
-        times[f.stem] = round(float(r.get("seconds") or r.get("result", {}).get("seconds") or 0), 1)
+        times[f.stem] = r["seconds"]
     print(f"  {seed.name}: " + ", ".join(f"{k} {v} s" for k, v in times.items()))
 EOF
 exit $status

@@ -226,36 +226,45 @@ def test_linear_eval_resumes_after_an_interruption_to_the_same_classifier(runs, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_sigterm_checkpoints_and_exits_then_resume_matches_the_uninterrupted_run(runs, root, tmp_path):
-    """A real process gets SIGTERM (what a cluster sends before pre-emption) part-way through."""
-    import signal
+def _interrupt_then_resume(runs, root, out, interrupt, extra=(), new_session=False) -> str:
+    """Start the tiny pretraining (the same run as runs["full"]) as a real process, call
+    `interrupt(proc)` after its first logged loss, and return its output once it has exited 0
+    leaving one checkpoint, whose `--resume auto` must end on the uninterrupted run's weights."""
     import subprocess
     import sys
     import time
 
     from _pretrain_helpers import REPO
 
-    out = tmp_path / "killed"
-    opts = tiny_opts(root, out) + ["KNN.ENABLED", "True", "KNN.K", "5"]  # the same run as runs["full"]
+    opts = tiny_opts(root, out) + ["KNN.ENABLED", "True", "KNN.K", "5"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tools", "pretrain.py"), "--config-file", TINY,
-                             *opts], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             *opts, *extra], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=new_session)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if metrics.exists() and metrics.read_text().count('"loss"') >= 1:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    interrupt(proc)
     log = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, log[-3000:]
-    assert "Stopped at iteration" in log
     saved = sorted(f for f in os.listdir(out) if f.endswith(".pth"))
     assert len(saved) == 1 and saved[0].startswith("checkpoint_") and FINAL_NAME not in saved
     with one_thread():
         final = run_pretraining(load_cfg(TINY, opts), resume="auto")
     a, b = load_checkpoint(runs["full"])["model"], load_checkpoint(final)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    return log
+
+
+def test_sigterm_checkpoints_and_exits_then_resume_matches_the_uninterrupted_run(runs, root, tmp_path):
+    """A real process gets SIGTERM (what a cluster sends before pre-emption) part-way through."""
+    import signal
+
+    log = _interrupt_then_resume(runs, root, tmp_path / "killed", lambda proc: proc.send_signal(signal.SIGTERM))
+    assert "Stopped at iteration" in log
 
 
 def test_ctrl_c_checkpoints_and_exits_cleanly_then_resume_matches_the_uninterrupted_run(runs, root, tmp_path):
@@ -263,36 +272,13 @@ def test_ctrl_c_checkpoints_and_exits_cleanly_then_resume_matches_the_uninterrup
     workers): the run checkpoints at the next log point, says how to continue, exits 0 with no
     traceback, and `--resume auto` ends on the uninterrupted run's weights."""
     import signal
-    import subprocess
-    import sys
-    import time
 
-    from _pretrain_helpers import REPO
-
-    out = tmp_path / "interrupted"
-    opts = tiny_opts(root, out) + ["KNN.ENABLED", "True", "KNN.K", "5"]  # the same run as runs["full"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tools", "pretrain.py"), "--config-file", TINY,
-                             *opts, "DATA.NUM_WORKERS", "1"],  # a loader worker gets the Ctrl-C too
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and metrics.read_text().count('"loss"') >= 1:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-    log = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, log[-3000:]
+    log = _interrupt_then_resume(runs, root, tmp_path / "interrupted",
+                                 lambda proc: os.killpg(proc.pid, signal.SIGINT),  # what the terminal does
+                                 extra=("DATA.NUM_WORKERS", "1"),  # a loader worker gets the Ctrl-C too
+                                 new_session=True)
     assert "Received SIGINT" in log and "continue with --resume auto" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
-    saved = sorted(f for f in os.listdir(out) if f.endswith(".pth"))
-    assert len(saved) == 1 and saved[0].startswith("checkpoint_") and FINAL_NAME not in saved
-    with one_thread():
-        final = run_pretraining(load_cfg(TINY, opts), resume="auto")
-    a, b = load_checkpoint(runs["full"])["model"], load_checkpoint(final)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_bn_splits_trains_split_encoders_and_bad_splits_or_no_op_shuffle_are_reported(root, tmp_path, caplog):

@@ -60,3 +60,21 @@ def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_dist():
         dist.broadcast(tensor, src)
     return tensor
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate `tensor` from every rank along dim 0, in rank order, with the gradient flowing
+    back to each rank's own rows (in-batch negatives across processes: SimCLR's global batch).
+
+    Every rank must hold the same number of rows (the training loader drops the last batch);
+    with one process this returns `tensor` itself.
+    """
+    if not is_dist():
+        return tensor
+    sizes = gather_sizes(tensor.shape[0], tensor.device)
+    if len(set(sizes)) != 1:
+        raise ValueError(f"all_gather_with_grad needs the same number of rows on every rank, got {sizes} "
+                         "(train with drop_last=True so every process gets a full batch)")
+    import torch.distributed.nn.functional as dist_nn
+
+    return torch.cat(dist_nn.all_gather(tensor.contiguous()))

@@ -85,8 +85,9 @@ def _point_name(knob, value) -> str:
     return f"{knob}={value}"
 
 
-def _default_root(out: Path, seed: int) -> str:
-    return builtin_imagefolder(out / "builtin_data", seed)
+def _default_root(out: Path, seed: int, variant: str = "textured") -> str:
+    folder = "builtin_data" if variant == "textured" else f"builtin_data_{variant}"
+    return builtin_imagefolder(out / folder, seed, variant)
 
 
 def _engine_point(args, knob, value, point_dir: Path, root: str) -> dict:
@@ -123,18 +124,21 @@ def _is_main() -> bool:
 
 def _pretrain_i_nce(cfg) -> dict:
     """log K - L_NCE from the pretraining run's own last-epoch loss (what the paper plots), where
-    K = negatives + 1 of the method's queue or memory bank; empty if the run logged no loss."""
+    K = negatives + 1 of the method's queue or memory bank, or of its logged in-batch negatives;
+    empty if the run logged no loss."""
     import math
 
     from infomin.pretrain import build
 
     path = Path(cfg.OUTPUT_DIR) / "metrics.jsonl"
-    negatives = cfg.MODEL.QUEUE_SIZE or build.method_defaults(cfg.MODEL.METHOD).get("queue_size")
-    if not path.is_file() or not negatives:
+    if not path.is_file():
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     records = [r for r in records if "loss_contrast" in r and "epoch" in r]
-    if not records:
+    # in-batch methods (SimCLR) log their negatives per anchor; queue and bank methods have K fixed
+    negatives = (records[-1].get("negatives") if records else None) or cfg.MODEL.QUEUE_SIZE or \
+        build.method_defaults(cfg.MODEL.METHOD).get("queue_size")
+    if not records or not negatives:
         return {}
     last = max(r["epoch"] for r in records)
     losses = [r["loss_contrast"] for r in records if r["epoch"] == last]
@@ -190,7 +194,11 @@ def _settings(args) -> dict:
     """What a finished point depends on besides its value; a resumed sweep must match it."""
     keep = ("config_file", "color_config", "data", "seed", "patch_size", "patch_image_size", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
             "mi_width", "mi_temperature", "mi_eval_batches")
-    return {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
+    settings = {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
+    builtin = getattr(args, "builtin", None)
+    if builtin and builtin != "textured":  # absent from sweeps made before --builtin existed
+        settings["builtin"] = builtin
+    return settings
 
 
 class PatchPair:
@@ -281,7 +289,7 @@ def sweep(args) -> list[dict]:
     """Run (or resume) every point; returns the rows in value order."""
     out = Path(args.output_dir)
     values = parse_values(args.knob, args.values)
-    root = args.data or _default_root(out, args.seed)
+    root = args.data or _default_root(out, args.seed, getattr(args, "builtin", None) or "textured")
     settings = _settings(args)
     main_process = _is_main()
     if main_process:

@@ -10,6 +10,8 @@ TINY = {"arch": "resnet18", "width": 0.125, "feat_dim": 8, "queue_size": 16}
 def tiny_kwargs(name: str) -> dict:
     if name == "Supervised":
         return {"arch": "resnet18", "width": 0.125, "num_classes": 3, "dataset_size": 12}
+    if name == "SimCLR":  # in-batch negatives: no queue
+        return {**{k: v for k, v in TINY.items() if k != "queue_size"}, "dataset_size": 12, "num_classes": 3}
     return {**TINY, "dataset_size": 12, "num_classes": 3}
 
 

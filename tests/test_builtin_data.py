@@ -159,3 +159,39 @@ def test_write_imagefolder_is_generates_imagefolder_part(data, tmp_path):
     assert {Image.open(p).size for p, _ in train.samples} == {(32, 32)}
     with pytest.raises(ValueError, match="num_classes must be 1..5"):
         write_imagefolder(tmp_path / "x", num_classes=6)
+
+
+def _centre_spread(root):
+    """Per image, the std of the 8x8 centre patch (always inside the dominant shape), per channel."""
+    return [float(np.asarray(Image.open(p), np.float32)[28:36, 28:36].std(axis=(0, 1)).max())
+            for p in sorted(Path(root).rglob("*.jpg"))]
+
+
+def test_solid_fill_paints_shapes_flat_and_keeps_the_rest(tmp_path):
+    """fill="solid": inside each shape only the generator's pixel noise (std 4) and JPEG remain,
+    where the default fill's stripes, checks, dots and gradients vary far more; the classes,
+    counts and backgrounds' random streams are those of the default set (same file names)."""
+    from infomin.datasets import write_imagefolder
+
+    textured = write_imagefolder(tmp_path / "t", seed=0, train_per_class=8, val_per_class=2, size=64)
+    solid = write_imagefolder(tmp_path / "s", seed=0, train_per_class=8, val_per_class=2, size=64, fill="solid")
+    names = lambda root: sorted(str(p.relative_to(root)) for p in Path(root).rglob("*.jpg"))  # noqa: E731
+    assert names(textured) == names(solid) and len(names(solid)) == 50
+    flat, patterned = _centre_spread(solid), _centre_spread(textured)
+    assert np.median(flat) < 8 and max(patterned) > 30, (flat, patterned)
+    with pytest.raises(ValueError, match="fill must be one of"):
+        write_imagefolder(tmp_path / "x", fill="striped")
+
+
+def test_view_data_sets_and_fill_override(tmp_path):
+    data = generate(tmp_path / "s", seed=1, scale="quick", overrides={**SMALL, "cls_fill": "solid"}, progress=False)
+    manifest = json.loads((Path(data.root) / "manifest.json").read_text())
+    assert manifest["params"]["cls_fill"] == "solid"
+    default = generate(tmp_path / "d", seed=1, scale="quick", overrides=SMALL, progress=False)
+    assert "cls_fill" not in json.loads((Path(default.root) / "manifest.json").read_text())["params"]
+    assert np.median(_centre_spread(data.imagefolder_train)) < 8
+    with pytest.raises(ValueError, match="cls_fill must be one of"):
+        generate(tmp_path / "x", overrides={"cls_fill": "dots"})
+    with pytest.raises(ValueError, match="unknown built-in view data 'plain'.*textured, solid"):
+        builtin.builtin_imagefolder(tmp_path / "y", variant="plain")
+    assert builtin.VIEW_DATA["solid"] == ("study", {"cls_fill": "solid"})

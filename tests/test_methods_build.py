@@ -37,7 +37,7 @@ def test_explicit_settings_are_never_overridden():
 @pytest.mark.parametrize(
     "name, kwargs, error, match",
     [
-        ("SimCLR", {}, ValueError, "unknown method 'SimCLR'.*InfoMin"),
+        ("BYOL", {}, ValueError, "unknown method 'BYOL'.*InfoMin"),
         ("MoCo", {"arch": "vgg16"}, ValueError, "unknown arch 'vgg16'"),
         ("MoCo", {"head": "bn-mlp"}, ValueError, "unknown head 'bn-mlp'.*linear, mlp"),
         ("MoCo", {"beta": 0.3}, ValueError, "jigsaw"),

@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 from _methods_helpers import tiny_batch, tiny_kwargs
-from infomin.losses import info_nce
+from infomin.losses import info_nce, nt_xent
 from infomin.methods import METHOD_DEFAULTS, build_method
 
 
@@ -53,6 +53,20 @@ def test_infomin_loss_is_the_reference_mix_and_queue_gets_the_keys():
     assert int(m.memory.ptr) == 3
     assert torch.allclose(m.memory.queue[:3], k, atol=1e-6)
     assert torch.equal(m.memory.queue[3:], queue[3:])
+
+
+def test_simclr_contrasts_each_view_with_the_other_view_of_its_image_in_one_bn_batch():
+    torch.manual_seed(0)
+    m = build_method("SimCLR", **tiny_kwargs("SimCLR"))
+    assert not hasattr(m, "encoder_ema") and not hasattr(m, "memory")
+    batch = tiny_batch(batch_size=4)
+    out = m(batch)
+    with torch.no_grad():  # both views in one forward: BatchNorm statistics over all 8 images
+        z = m.head(m.encoder(torch.cat([batch["view1"], batch["view2"]])))
+        apart = m.head(m.encoder(batch["view1"]))
+    assert out["loss"].item() == pytest.approx(nt_xent(z[:4], z[4:], 0.1).item(), rel=1e-5)
+    assert not torch.allclose(apart, z[:4], atol=1e-4)  # so the line above checks the joint batch
+    assert out["negatives"].item() == 6 and out["loss_contrast"].item() == pytest.approx(out["loss"].item())
 
 
 def test_cmcv2_contrasts_across_streams_with_the_other_streams_queue():

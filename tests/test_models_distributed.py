@@ -1,4 +1,5 @@
-"""Shuffle-BN, the gathers and the memories across 2 gloo processes (spawned, 127.0.0.1)."""
+"""Shuffle-BN, the gathers (SimCLR's with gradient too) and the memories across 2 gloo processes
+(forked, 127.0.0.1)."""
 from datetime import timedelta
 
 import torch
@@ -78,6 +79,35 @@ def _check_memories(rank):
             assert changed == [0, 1, 2, 3]  # both ranks' images updated everywhere
 
 
+def _check_gather_with_grad(rank):
+    """SimCLR's cross-process negatives: each rank's rows get the gradient of every rank's loss,
+    i.e. 2x the gradient of the one-process loss of the global batch (DDP then averages the two)."""
+    from infomin.losses import nt_xent
+
+    g = torch.Generator().manual_seed(0)  # the same global batch on both ranks
+    z1, z2 = (nn.functional.normalize(torch.randn(6, 8, generator=g), dim=1) for _ in range(2))
+    mine = slice(3 * rank, 3 * rank + 3)
+    a1, a2 = z1[mine].clone().requires_grad_(), z2[mine].clone().requires_grad_()
+    loss = nt_xent(a1, a2, 0.2, all1=D.all_gather_with_grad(a1), all2=D.all_gather_with_grad(a2), offset=3 * rank)
+    loss.backward()
+    w1, w2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    nt_xent(w1, w2, 0.2).backward()
+    assert torch.allclose(a1.grad, 2 * w1.grad[mine], atol=1e-6)
+    assert torch.allclose(a2.grad, 2 * w2.grad[mine], atol=1e-6)
+    try:
+        D.all_gather_with_grad(torch.zeros(SIZES[rank], 2))
+    except ValueError as err:
+        assert "same number of rows on every rank, got [3, 5]" in str(err)
+    else:
+        raise AssertionError("uneven rows were gathered")
+    # the method itself: the global batch's 2 x 4 embeddings, so 6 negatives per anchor
+    torch.manual_seed(0)
+    method = build_method("SimCLR", arch="resnet18", width=0.125)
+    out = method(tiny_batch(batch_size=2, seed=10 + rank))
+    out["loss"].backward()
+    assert out["negatives"].item() == 6
+
+
 def _worker(rank, port):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
@@ -87,6 +117,7 @@ def _worker(rank, port):
         _check_shuffle_bn(rank)
         _check_gathers(rank)
         _check_memories(rank)
+        _check_gather_with_grad(rank)
     finally:
         dist.destroy_process_group()
 

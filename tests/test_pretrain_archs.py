@@ -85,7 +85,7 @@ def test_unknown_arch_is_a_one_line_usage_error(capsys):
 def test_bad_method_settings_stop_when_the_config_is_loaded():
     with pytest.raises(ValueError, match="unknown head 'MLP'; choose one of: linear, mlp"):
         load_cfg(None, ["MODEL.HEAD", "MLP"])
-    with pytest.raises(ValueError, match="MODEL.METHOD 'SimCLR' is unknown"):
-        load_cfg(None, ["MODEL.METHOD", "SimCLR"])
+    with pytest.raises(ValueError, match="MODEL.METHOD 'BYOL' is unknown"):
+        load_cfg(None, ["MODEL.METHOD", "BYOL"])
     with pytest.raises(ValueError, match="InsDis does not use bn_splits"):
         load_cfg(None, ["MODEL.METHOD", "InsDis", "MODEL.BN_SPLITS", "2"])

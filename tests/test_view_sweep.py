@@ -70,6 +70,10 @@ def test_bad_sweep_requests_fail_clearly(tmp_path, capsys):
         view_sweep_cli.main(["--knob", "crop_min", "--values", "0.2", "--config-file", "c.yaml",
                          "--data", str(tmp_path)])
     assert "no train/" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        view_sweep_cli.main(["--knob", "crop_min", "--values", "0.2", "--config-file", "c.yaml",
+                             "--data", str(tmp_path), "--builtin", "solid"])
+    assert "--builtin solid picks the generated data; --data" in capsys.readouterr().err
     assert view_sweep.parse_values("color_split", "RGB, Lab") == ["RGB", "Lab"]
 
 
@@ -137,3 +141,17 @@ def test_paper_protocol_configs_load_as_stated():
         modes.add((cfg.LEARN.MODE, cfg.GENERATOR.KIND, cfg.DATA.COLOR_SPACE))
     assert {("unsupervised", "vp", "RGB"), ("semi", "vp", "RGB"), ("semi", "nvp", "RGB"),
             ("supervised", "vp", "RGB"), ("semi", "vp", "YDbDr")} <= modes
+
+
+def test_simclr_point_reads_its_in_batch_k_from_the_log(tmp_path, data_root, monkeypatch):
+    """The CPU sweep's config (SimCLR, no queue) end to end at a toy size: the pretraining I_NCE
+    is log(K) - loss with K = 2N - 1 of the global batch of N = 8 (14 negatives + the positive)."""
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parents[1])
+    out = tmp_path / "simclr"
+    argv = [*TINY, "--config-file", "configs/views/sweep_simclr_R18_cpu.yaml", "--knob", "crop_min",
+            "--values", "0.3", "--data", data_root[0], "--output-dir", str(out),
+            *[a for a in ENGINE_OPTS if a not in ("MODEL.QUEUE_SIZE", "16")]]
+    assert view_sweep_cli.main(argv) == 0
+    (row,) = _rows(out / "sweep.csv")
+    assert int(row["pretrain_k"]) == 15 and float(row["pretrain_i_nce"]) <= math.log(15)
+    assert "negatives" in (out / "crop_min=0.3" / "metrics.jsonl").read_text()

@@ -147,7 +147,7 @@ def test_registry_is_restored_and_refuses_clashes():
 
 def test_builtin_stages_and_knobs_in_reference_order():
     assert STAGES.policy_stages() == ("jitter", "blur", "randaugment", "grayscale")
-    assert tuple(STAGES.knobs()) == ("crop_min", "jitter_strength", "blur_prob", "ra_magnitude")
+    assert tuple(STAGES.knobs()) == ("crop_min", "jitter_strength", "blur_prob", "ra_magnitude", "grayscale_prob")
 
 
 @pytest.mark.parametrize("key, value, expect", [
@@ -155,6 +155,7 @@ def test_builtin_stages_and_knobs_in_reference_order():
     ("JITTER_STRENGTH", 0.5, lambda p: p.jitter == (0.4, 0.4, 0.4, 0.1)),
     ("BLUR_PROB", 0.1, lambda p: p.blur_prob == 0.1 and p.jitter == (0.8, 0.8, 0.8, 0.2)),
     ("RA_MAGNITUDE", 5, lambda p: p.randaugment == "rand-n2-mstd0.5-m5" and p.blur_prob == 0.5),
+    ("GRAYSCALE_PROB", 1.0, lambda p: p.grayscale_prob == 1.0 and p.jitter == (0.8, 0.8, 0.8, 0.2)),
 ])
 def test_every_knob_has_a_config_key_that_reaches_its_stage(key, value, expect):
     from infomin.pretrain import build
@@ -169,6 +170,15 @@ def test_every_knob_has_a_config_key_that_reaches_its_stage(key, value, expect):
     policy = build.build_train_transform(cfg).policy
     assert expect(policy), policy
     assert policy.crop_min == (0.5 if key == "CROP_MIN" else 0.2)  # the method's bound otherwise
+
+
+def test_grayscale_knob_is_refused_where_no_stage_would_use_it():
+    from infomin.views import build_multiview_transform
+
+    assert build_multiview_transform("B", image_size=32, grayscale_prob=1.0).policy.grayscale_prob == 1.0
+    for policy in ("C", "E"):
+        with pytest.raises(ValueError, match=f"policy '{policy}' has no grayscale stage"):
+            build_multiview_transform(policy, image_size=32, grayscale_prob=1.0)
 
 
 def test_view_params_keep_the_named_fields():

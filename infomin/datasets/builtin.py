@@ -48,6 +48,14 @@ SCALES = {
     "study": dict(cls_train=800, cls_val=80, cls_size=64, det_train=320, det_test=160, det_size=128,
                   max_objects=4),
 }
+# Optional entries an `overrides` dict may add to any scale (left out of a scale's manifest unless given,
+# so existing trees stay valid): cls_fill, how the ImageFolder shapes are painted (FILLS).
+OPTIONAL = {"cls_fill": "textured"}
+FILLS = ("textured", "solid")
+# The ImageFolder sets the view tools generate when given no --data (`builtin_imagefolder`):
+# "textured" the `full` scale's 800 images; "solid" the `study` scale's 4000 with every shape in one
+# flat colour, so that the fill's pattern is no longer an instance cue two views share.
+VIEW_DATA = {"textured": ("full", {}), "solid": ("study", {"cls_fill": "solid"})}
 
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
            "camera", "brick", "grass", "gravel", "coins", "moon")
@@ -260,16 +268,19 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 def _write_imagefolder(out: Path, seed: int, cfg: dict, progress) -> None:
     write_imagefolder(out, seed=seed, train_per_class=cfg["cls_train"], val_per_class=cfg["cls_val"],
-                      size=cfg["cls_size"], progress=progress)
+                      size=cfg["cls_size"], fill=cfg.get("cls_fill", OPTIONAL["cls_fill"]), progress=progress)
 
 
 def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class: int = 12,
                       val_per_class: int = 4, size: int = 64, num_classes: int = len(CLASSES),
-                      class_colour: bool = False, progress=None) -> str:
+                      class_colour: bool = False, fill: str = "textured", progress=None) -> str:
     """Write only the ImageFolder part (`root/{train,val}/<class>/*.jpg`, the first `num_classes`
     of CLASSES) at any size: what `generate` writes under `imagefolder/`, and what tests and smoke
     runs use when they need a few images in seconds (`class_colour=True`: each class's shape in its
-    own hue, learnable in a few iterations). Returns `root`."""
+    own hue, learnable in a few iterations). `fill="solid"` paints every shape (and occluder) in one
+    random flat colour instead of a random two-colour pattern. Returns `root`."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     if not 1 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be 1..{len(CLASSES)} (the built-in shapes), got {num_classes}")
     out = Path(root)
@@ -285,7 +296,7 @@ def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class
             if counts[target] >= per_class:
                 continue
             # The dominant shape is drawn first and may be partly covered by a smaller one.
-            image = _render_centred(rng, size, target, class_colour)
+            image = _render_centred(rng, size, target, class_colour, fill)
             _save_jpeg(image, out / split / CLASSES[target] / f"{split}_{index:06d}.jpg")
             counts[target] += 1
             if progress is not None:
@@ -293,7 +304,8 @@ def write_imagefolder(root: str | os.PathLike, *, seed: int = 0, train_per_class
     return str(root)
 
 
-def _render_centred(rng: np.random.Generator, size: int, target: int, class_colour: bool = False):
+def _render_centred(rng: np.random.Generator, size: int, target: int, class_colour: bool = False,
+                    fill: str = "textured"):
     """An object-centric uint8 image: class `target` large in the middle, maybe a small occluder.
     `class_colour`: the shape is painted in its class's own hue over a plain grey background
     (classes a linear probe on barely trained features separates, for smoke tests) instead of a
@@ -302,9 +314,9 @@ def _render_centred(rng: np.random.Generator, size: int, target: int, class_colo
     radius = rng.uniform(0.28, 0.42) * size
     centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
     mask = _shape_mask(CLASSES[target], rng, size, centre, radius)
-    kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise")
-    fill = _hsv_colour(target / len(CLASSES), 1.0, 1.0) if class_colour else _texture(rng, size, kinds)
-    image = np.where(mask[..., None], fill, image)
+    kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise") if fill == "textured" else ("solid",)
+    paint = _hsv_colour(target / len(CLASSES), 1.0, 1.0) if class_colour else _texture(rng, size, kinds)
+    image = np.where(mask[..., None], paint, image)
     if rng.random() < 0.4:
         other = int(rng.integers(len(CLASSES)))
         small = _shape_mask(CLASSES[other], rng, size, rng.uniform(0, size, 2),
@@ -456,9 +468,11 @@ def generate(root: str | os.PathLike, seed: int = 0, scale: str = "quick", *,
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose one of {sorted(SCALES)}")
     cfg = dict(SCALES[scale])
-    unknown = set(overrides or {}) - set(cfg)
+    unknown = set(overrides or {}) - set(cfg) - set(OPTIONAL)
     if unknown:
-        raise ValueError(f"unknown dataset parameters {sorted(unknown)}: known are {sorted(cfg)}")
+        raise ValueError(f"unknown dataset parameters {sorted(unknown)}: known are {sorted({*cfg, *OPTIONAL})}")
+    if (overrides or {}).get("cls_fill", OPTIONAL["cls_fill"]) not in FILLS:
+        raise ValueError(f"cls_fill must be one of {FILLS}, got {overrides['cls_fill']!r}")
     cfg.update(overrides or {})
     root = Path(root).resolve()
     wanted = _manifest(int(seed), scale, cfg)
@@ -494,9 +508,14 @@ def generate(root: str | os.PathLike, seed: int = 0, scale: str = "quick", *,
     return BuiltinData.at(root)
 
 
-def builtin_imagefolder(folder: str | os.PathLike, seed: int = 0) -> str:
-    """ImageFolder root (train/, val/) of the built-in data at its "full" scale (800 train / 200 val
-    images, enough for held-out batches of 64), for the view tools run without data; its
+def builtin_imagefolder(folder: str | os.PathLike, seed: int = 0, variant: str = "textured") -> str:
+    """ImageFolder root (train/, val/) of the built-in data for the view tools run without data:
+    `variant` names a VIEW_DATA set ("textured": the "full" scale's 800 train / 200 val images,
+    enough for held-out batches of 64; "solid": 4000 / 400 with flat-coloured shapes); its
     detection part is cut to a token size."""
-    data = generate(folder, seed=seed, scale="full", overrides={"det_train": 2, "det_test": 2}, progress=False)
+    if variant not in VIEW_DATA:
+        raise ValueError(f"unknown built-in view data {variant!r}: choose one of {', '.join(VIEW_DATA)}")
+    scale, extra = VIEW_DATA[variant]
+    data = generate(folder, seed=seed, scale=scale, overrides={"det_train": 2, "det_test": 2, **extra},
+                    progress=False)
     return str(Path(data.imagefolder_train).parent)

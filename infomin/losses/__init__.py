@@ -5,11 +5,13 @@ from infomin.losses.infonce import (
     info_nce_from_logits,
     infomin_loss,
     mix_jigsaw,
+    nt_xent,
+    nt_xent_logits,
     supervised_ce,
     top1_accuracy,
 )
 
 __all__ = [
-    "contrastive_logits", "info_nce", "info_nce_from_logits", "infomin_loss", "mix_jigsaw",
+    "contrastive_logits", "info_nce", "info_nce_from_logits", "infomin_loss", "mix_jigsaw", "nt_xent", "nt_xent_logits",
     "supervised_ce", "top1_accuracy",
 ]

@@ -77,6 +77,43 @@ def infomin_loss(
     )
 
 
+def nt_xent_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *,
+                   all1: torch.Tensor | None = None, all2: torch.Tensor | None = None,
+                   offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """SimCLR's in-batch logits: each of the 2B local embeddings (z1 then z2, [B, d] each) against
+    all 2N embeddings of the global batch (all1 then all2, [N, d]; default z1, z2), divided by t.
+
+    Returns ([2B, 2N] logits, [2B] target columns). Each anchor's own column is -inf; its target
+    is the other view of the same image. `offset` is the position of this rank's rows in all1/all2.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    all1 = z1 if all1 is None else all1
+    all2 = z2 if all2 is None else all2
+    if z1.dim() != 2 or z2.shape != z1.shape or all1.shape != all2.shape or all1.shape[1:] != z1.shape[1:]:
+        raise ValueError(f"z1, z2 must be [B, d] and all1, all2 [N, d]; got {tuple(z1.shape)}, "
+                         f"{tuple(z2.shape)}, {tuple(all1.shape)}, {tuple(all2.shape)}")
+    b, n = z1.shape[0], all1.shape[0]
+    if not 0 <= offset <= n - b:
+        raise ValueError(f"offset {offset} puts the {b} local rows outside the global batch of {n}")
+    with float32_region(z1):
+        anchors = torch.cat([z1, z2]).float()
+        candidates = torch.cat([all1, all2]).float()
+        logits = anchors @ candidates.t() / temperature
+        rows = torch.arange(b, device=z1.device) + offset
+        own = torch.cat([rows, rows + n])
+        logits = logits.index_put((torch.arange(2 * b, device=z1.device), own),
+                                  logits.new_tensor(float("-inf")))
+        return logits, torch.cat([rows + n, rows])
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, **global_batch) -> torch.Tensor:
+    """SimCLR's NT-Xent: mean cross-entropy of `nt_xent_logits` (2N - 2 negatives per anchor)."""
+    logits, target = nt_xent_logits(z1, z2, temperature, **global_batch)
+    with float32_region(logits):
+        return F.cross_entropy(logits, target)
+
+
 def top1_accuracy(logits: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of rows whose argmax is `target` (column 0, the positive, by default); detached."""
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Pretraining methods: InsDis, CMC, MoCo, PIRL, MoCov2, CMCv2, InfoMin and Supervised.
+"""Pretraining methods: InsDis, CMC, MoCo, PIRL, MoCov2, CMCv2, InfoMin, SimCLR and Supervised.
 
 `build_method(name, **settings)` returns an nn.Module; `module(batch)` -> {"loss", ...logged
 scalars}; `module.momentum_update()` after each optimizer step. `METHODS` holds one entry per
@@ -13,11 +13,13 @@ from infomin.methods.registry import (
     unregister_method,
 )
 from infomin.methods.settings import DATA_FACTS, Rule, Setting, in_range, one_of
+from infomin.methods.simclr import SimCLRMethod
 from infomin.methods.supervised import SupervisedMethod
 
 __all__ = [
     "DATA_FACTS", "METHODS", "METHOD_DEFAULTS", "METHOD_LINEAR", "METHOD_VIEWS", "ContrastiveMethod",
-    "MemoryBankMethod", "Method", "MethodSpec", "MoCoMethod", "Rule", "Setting", "SupervisedMethod",
+    "MemoryBankMethod", "Method", "MethodSpec", "MoCoMethod", "Rule", "Setting", "SimCLRMethod",
+    "SupervisedMethod",
     "build_method", "canonical_name", "check_settings", "declared_settings", "in_range", "one_of",
     "register_method", "registered_method", "resolve_settings", "unregister_method",
 ]

@@ -21,6 +21,7 @@ from infomin.methods.bank import MemoryBankMethod
 from infomin.methods.base import Method
 from infomin.methods.moco import MoCoMethod
 from infomin.methods.settings import DATA_FACTS, Setting
+from infomin.methods.simclr import SimCLRMethod
 from infomin.methods.supervised import SupervisedMethod
 
 
@@ -122,6 +123,10 @@ register_method("CMCv2", MoCoMethod, {**_MLP, "jigsaw": False}, _views("E", 0.2,
                 two_stream=True)
 register_method("InfoMin", MoCoMethod, {**_MLP, "temperature": 0.15, "jigsaw": True}, _views("D", 0.2),
                 linear=LINEAR_RA)
+# SimCLR (not in PyContrast): its MLP head and t = 0.1, crops 0.08-1 and MoCo v2's views (which
+# took SimCLR's jitter, grayscale and blur); the project's CPU-budget view sweep uses it
+register_method("SimCLR", SimCLRMethod, {"head": "mlp", "temperature": 0.1}, _views("B", 0.08),
+                linear=LINEAR_PLAIN)
 # the usual supervised ImageNet augmentation (RandomResizedCrop 0.08-1 + flip), not a policy; no
 # published linear number, so the plain linear protocol
 register_method("Supervised", SupervisedMethod, {}, _views(None, 0.08, two_views=False), linear=LINEAR_PLAIN)

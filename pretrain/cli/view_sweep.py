@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from infomin.cli.common import UsageError, run_cli, user_message
+from infomin.datasets.builtin import VIEW_DATA
 from infomin.device import resolve_device
 
 from .. import view_sweep
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", required=True, help="comma-separated, e.g. 0.08,0.2,0.4 or RGB,Lab,YDbDr")
     p.add_argument("--output-dir", default="output/view_sweep")
     p.add_argument("--data", default="", help="ImageFolder root with train/ and val/ (default: built-in data)")
+    p.add_argument("--builtin", default=None, choices=sorted(VIEW_DATA),
+                   help="without --data: which built-in set to generate (textured: 800 images, the default; "
+                        "solid: 4000 flat-coloured shapes, the CPU sweep's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", default=None,
                    help="several seeds, e.g. 0,1,2: the whole sweep per seed (OUT/seed-N) and OUT/sweep.csv, "
@@ -66,6 +70,9 @@ def _check_args(args) -> None:
     if args.knob in view_sweep.engine_knobs() and not args.config_file:
         raise UsageError(f"--knob {args.knob} pretrains with the engine: give --config-file "
                          "(e.g. views/sweep_moco_R18_tiny.yaml)")
+    if args.data and args.builtin:
+        raise UsageError(f"--builtin {args.builtin} picks the generated data; --data {args.data} gives your own: "
+                         "pass one of them")
     if args.data and not os.path.isdir(os.path.join(args.data, "train")):
         raise UsageError(f"--data {args.data} has no train/ folder (an ImageFolder root is expected)")
     view_sweep.check_config(args)

@@ -7,9 +7,16 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from .base import STAGES, Stage, check_probability, on_fired
+from .base import STAGES, Knob, Stage, check_probability, on_fired
 
 __all__ = ["RandomGrayscale"]
+
+
+def _set_grayscale_prob(draft, value) -> dict:
+    if "grayscale" not in draft.stages and value > 0:
+        raise ValueError(f"policy {draft.name!r} has no grayscale stage, so grayscale_prob={value} "
+                         "cannot apply; use policy A, B or D, or add 'grayscale' to stages")
+    return {"grayscale_prob": float(value)}
 
 
 @STAGES.register
@@ -17,6 +24,9 @@ class RandomGrayscale(Stage):
     """Params: True when it fires, else None (one torch number drawn either way, as torchvision)."""
 
     name = "grayscale"
+    knobs = (Knob("grayscale_prob", "probability of turning a view grey (policies A, B, D; 1.0 removes the "
+                                    "colour two views of a flat-coloured object would otherwise share)",
+                  _set_grayscale_prob),)
 
     @classmethod
     def validate(cls, policy) -> None:

@@ -11,7 +11,9 @@ where the engine's PIL views would take far longer. Learners (`--mode`):
 * ``simclr-onesided``: the same loss with the second view's embeddings detached (a positive and
   negatives that carry no gradient, as MoCo's keys and queue do);
 * ``moco``: MoCo's momentum encoder and queue (``--queue``, ``--momentum``), one-directional, or
-  both directions with ``--symmetric``.
+  both directions with ``--symmetric``;
+* ``supervised``: cross-entropy on the labels through a linear classifier on the first view (the
+  ceiling: what this encoder and budget can learn about the shapes at all).
 
 Each reading (every quarter of the steps, and before training: the randomly initialised encoder)
 gives the kNN top-1 (k 20, cosine) and a linear probe (full-batch logistic regression, L-BFGS,
@@ -118,7 +120,7 @@ def ntxent(z: torch.Tensor, batch: int) -> torch.Tensor:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("simclr", "simclr-onesided", "moco"), default="simclr")
+    p.add_argument("--mode", choices=("simclr", "simclr-onesided", "moco", "supervised"), default="simclr")
     p.add_argument("--fill", choices=("textured", "solid"), default="solid")
     p.add_argument("--data", default="output/contrastive_regime", help="where the ImageFolder sets are written")
     p.add_argument("--steps", type=int, default=1000)
@@ -141,6 +143,8 @@ def main(argv=None) -> None:
     encoder = build_encoder("resnet18", 0.25)
     dim = encoder.layer4[-1].conv2.out_channels
     head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 128))
+    if args.mode == "supervised":
+        head = nn.Linear(dim, int(ytr.max()) + 1)
     params = [*encoder.parameters(), *head.parameters()]
     lr = 0.06 * args.batch / 64
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -157,9 +161,12 @@ def main(argv=None) -> None:
     start = time.process_time()
     last = floor
     for step in range(1, args.steps + 1):
-        x = xtr[torch.randint(len(xtr), (b,))]
+        idx = torch.randint(len(xtr), (b,))
+        x = xtr[idx]
         v1, v2 = views(x, args.crop_min, args.jitter), views(x, args.crop_min, args.jitter)
-        if args.mode == "moco":
+        if args.mode == "supervised":
+            loss = F.cross_entropy(head(encoder(v1)), ytr[idx])
+        elif args.mode == "moco":
             with torch.no_grad():
                 online = [*encoder.parameters(), *head.parameters()]
                 for pk, pq in zip([*key_encoder.parameters(), *key_head.parameters()], online):

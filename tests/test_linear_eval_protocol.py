@@ -1,7 +1,8 @@
 """LINEAR.AUG unset = the linear protocol each method's published number used.
 
 Oracle: PyContrast's README (ImageNet linear table) marks CMC alone as "(no RA)", and its
-docs/RUN.md evaluates with `--aug_linear RA`; Supervised has no published number (plain crops).
+docs/RUN.md evaluates with `--aug_linear RA`; Supervised has no published number (plain crops);
+SimCLR's paper trains its linear classifier on random crops and flips only (plain).
 What linear evaluation does is read where it builds its training transform.
 """
 import pytest
@@ -13,7 +14,7 @@ from infomin.pretrain.linear_eval import run_linear_eval
 
 
 PUBLISHED = {"InsDis": "RA", "CMC": "NULL", "MoCo": "RA", "PIRL": "RA", "MoCov2": "RA", "CMCv2": "RA",
-             "InfoMin": "RA", "Supervised": "NULL"}
+             "InfoMin": "RA", "SimCLR": "NULL", "Supervised": "NULL"}
 
 
 def test_each_registry_entry_carries_its_published_linear_augmentation():

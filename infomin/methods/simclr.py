@@ -1,10 +1,10 @@
 """SimCLR (Chen et al., 2020): in-batch negatives, both views through the one online encoder.
 
 No queue, no momentum encoder: every other embedding of the global batch (2N - 2 of them) is a
-negative, and the gradient reaches positives and negatives alike. Why the project has it: on a CPU
-budget of about a thousand steps, the momentum-queue methods learned no shape features on the
-built-in images while this one did (docs/views-tools.md, "Why the sweep uses SimCLR"), so the
-CPU-sized view sweep pretrains with it. Both views pass through the encoder as one batch, so
+negative, and the gradient reaches positives and negatives alike. Why the project has it: within
+the thousand-odd steps a CPU affords, it learned the built-in shapes faster than the
+momentum-queue methods (docs/views-tools.md, "Why the CPU sweep uses SimCLR, grey views and
+flat-coloured shapes"), so the CPU-sized view sweep pretrains with it. Both views pass through the encoder as one batch, so
 BatchNorm sees 2B images, as SimCLR's own single-device code does.
 """
 from __future__ import annotations

@@ -46,4 +46,4 @@ class SimCLRMethod(Method):
             loss = F.cross_entropy(logits, target)
         return {"loss": loss, "loss_contrast": loss.detach(), "acc": top1_accuracy(logits, target),
                 # negatives per anchor, so I_NCE = log(negatives + 1) - loss reads off the log
-                "negatives": torch.tensor(float(logits.shape[1] - 2))}
+                "negatives": logits.new_tensor(float(logits.shape[1] - 2))}

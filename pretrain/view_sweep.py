@@ -85,6 +85,11 @@ def _point_name(knob, value) -> str:
     return f"{knob}={value}"
 
 
+def _builtin_variant(args) -> str:
+    """Which VIEW_DATA set a sweep without --data generates (`--builtin`, default textured)."""
+    return getattr(args, "builtin", None) or "textured"
+
+
 def _default_root(out: Path, seed: int, variant: str = "textured") -> str:
     folder = "builtin_data" if variant == "textured" else f"builtin_data_{variant}"
     return builtin_imagefolder(out / folder, seed, variant)
@@ -135,10 +140,12 @@ def _pretrain_i_nce(cfg) -> dict:
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     records = [r for r in records if "loss_contrast" in r and "epoch" in r]
+    if not records:
+        return {}
     # in-batch methods (SimCLR) log their negatives per anchor; queue and bank methods have K fixed
-    negatives = (records[-1].get("negatives") if records else None) or cfg.MODEL.QUEUE_SIZE or \
+    negatives = records[-1].get("negatives") or cfg.MODEL.QUEUE_SIZE or \
         build.method_defaults(cfg.MODEL.METHOD).get("queue_size")
-    if not records or not negatives:
+    if not negatives:
         return {}
     last = max(r["epoch"] for r in records)
     losses = [r["loss_contrast"] for r in records if r["epoch"] == last]
@@ -195,9 +202,8 @@ def _settings(args) -> dict:
     keep = ("config_file", "color_config", "data", "seed", "patch_size", "patch_image_size", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
             "mi_width", "mi_temperature", "mi_eval_batches")
     settings = {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
-    builtin = getattr(args, "builtin", None)
-    if builtin and builtin != "textured":  # absent from sweeps made before --builtin existed
-        settings["builtin"] = builtin
+    if _builtin_variant(args) != "textured":  # absent from sweeps made before --builtin existed
+        settings["builtin"] = _builtin_variant(args)
     return settings
 
 
@@ -289,7 +295,7 @@ def sweep(args) -> list[dict]:
     """Run (or resume) every point; returns the rows in value order."""
     out = Path(args.output_dir)
     values = parse_values(args.knob, args.values)
-    root = args.data or _default_root(out, args.seed, getattr(args, "builtin", None) or "textured")
+    root = args.data or _default_root(out, args.seed, _builtin_variant(args))
     settings = _settings(args)
     main_process = _is_main()
     if main_process:

@@ -314,7 +314,7 @@ def _render_centred(rng: np.random.Generator, size: int, target: int, class_colo
     radius = rng.uniform(0.28, 0.42) * size
     centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
     mask = _shape_mask(CLASSES[target], rng, size, centre, radius)
-    kinds = ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise") if fill == "textured" else ("solid",)
+    kinds = ("solid",) if fill == "solid" else ("solid", "solid", "stripes", "checker", "dots", "gradient", "noise")
     paint = _hsv_colour(target / len(CLASSES), 1.0, 1.0) if class_colour else _texture(rng, size, kinds)
     image = np.where(mask[..., None], paint, image)
     if rng.random() < 0.4:

@@ -49,11 +49,14 @@ def info_nce(
     return info_nce_from_logits(contrastive_logits(q, k, negatives, temperature))
 
 
-def info_nce_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with the positive in column 0 (softmax and loss in float32)."""
+def info_nce_from_logits(logits: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy with the positive in column 0, or in column `target[i]` of row i (softmax and
+    loss in float32)."""
     with float32_region(logits):
         logits = logits.float()
-        return F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long))
+        if target is None:
+            target = logits.new_zeros(logits.shape[0], dtype=torch.long)
+        return F.cross_entropy(logits, target)
 
 
 def mix_jigsaw(loss: torch.Tensor, loss_jigsaw: torch.Tensor, beta: float) -> torch.Tensor:
@@ -109,9 +112,7 @@ def nt_xent_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *,
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, **global_batch) -> torch.Tensor:
     """SimCLR's NT-Xent: mean cross-entropy of `nt_xent_logits` (2N - 2 negatives per anchor)."""
-    logits, target = nt_xent_logits(z1, z2, temperature, **global_batch)
-    with float32_region(logits):
-        return F.cross_entropy(logits, target)
+    return info_nce_from_logits(*nt_xent_logits(z1, z2, temperature, **global_batch))
 
 
 def top1_accuracy(logits: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,17 +4,15 @@ No queue, no momentum encoder: every other embedding of the global batch (2N - 2
 negative, and the gradient reaches positives and negatives alike. Why the project has it: within
 the thousand-odd steps a CPU affords, it learned the built-in shapes faster than the
 momentum-queue methods (docs/views-tools.md, "Why the CPU sweep uses SimCLR, grey views and
-flat-coloured shapes"), so the CPU-sized view sweep pretrains with it. Both views pass through the encoder as one batch, so
-BatchNorm sees 2B images, as SimCLR's own single-device code does.
+flat-coloured shapes"), so the CPU-sized view sweep pretrains with it. Both views pass through
+the encoder as one batch, so BatchNorm sees 2B images, as SimCLR's own single-device code does.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from infomin import distributed as D
-from infomin.losses import nt_xent_logits, top1_accuracy
-from infomin.losses.infonce import float32_region
+from infomin.losses import info_nce_from_logits, nt_xent_logits, top1_accuracy
 from infomin.methods.base import Method
 from infomin.methods.settings import POSITIVE_INT, POSITIVE_NUMBER, Setting, one_of
 from infomin.models import HEADS, build_encoder, build_head, feature_dim
@@ -39,11 +37,11 @@ class SimCLRMethod(Method):
         if v1.shape != v2.shape:
             raise ValueError(f"SimCLR needs two views of the same shape, got {tuple(v1.shape)} and {tuple(v2.shape)}")
         z1, z2 = self.head(self.encoder(torch.cat([v1, v2]))).chunk(2)
-        all1, all2 = D.all_gather_with_grad(z1), D.all_gather_with_grad(z2)
+        # one gather per step: both views side by side along the feature axis
+        all1, all2 = D.all_gather_with_grad(torch.cat([z1, z2], dim=1)).chunk(2, dim=1)
         logits, target = nt_xent_logits(z1, z2, self.temperature, all1=all1, all2=all2,
                                         offset=D.rank() * z1.shape[0])
-        with float32_region(logits):
-            loss = F.cross_entropy(logits, target)
+        loss = info_nce_from_logits(logits, target)
         return {"loss": loss, "loss_contrast": loss.detach(), "acc": top1_accuracy(logits, target),
                 # negatives per anchor, so I_NCE = log(negatives + 1) - loss reads off the log
                 "negatives": logits.new_tensor(float(logits.shape[1] - 2))}

@@ -3,7 +3,7 @@ Detectron2 detectors with our `Trainer`.
 
 `setup_cfg` reads the config (Detectron2's, with unknown-key suggestions); `check_cfg` refuses,
 in the launching process before any worker starts, what would only fail later: missing weights,
-features needing ``detectron2._C``, AMP without CUDA, unknown datasets, weights that need the
+features needing ``detectron2._C``, AMP on a device with no mixed precision, unknown datasets, weights that need the
 network or do not fit the model, a finished run in OUTPUT_DIR (`preflight`); `run` is one worker of
 Detectron2's `launch`. They take the parsed command line (`args`) of that command.
 """

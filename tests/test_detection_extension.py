@@ -109,13 +109,19 @@ def test_config_needing_compiled_ops_is_refused(key, value, feature):
     check_compiled_ops(cfg, available=True)
 
 
-def test_amp_on_cpu_is_refused_with_the_fix():
+def test_amp_is_refused_where_no_mixed_precision_runs():
     cfg = get_cfg()
     cfg.MODEL.DEVICE = "cpu"
     check_amp(cfg)
     cfg.SOLVER.AMP.ENABLED = True
+    check_amp(cfg)  # the CPU: bfloat16 autocast (tests/test_detection_train.py)
+    cfg.MODEL.DEVICE = "mps"
     with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED False"):
         check_amp(cfg)
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cuda"
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            check_amp(cfg)
 
 
 # ---- dataset registration ----------------------------------------------------------------------

@@ -60,3 +60,40 @@ def test_train_then_evaluate(data, tmp_path, config, layout, extra, metrics):
     for metric in metrics:
         value, _ = latest[metric]
         assert 0.0 <= value <= 100.0, (metric, value)
+
+
+@pytest.mark.slow
+def test_amp_on_the_cpu_trains_in_bfloat16_and_evaluates_in_float32(data, tmp_path):
+    """SOLVER.AMP.ENABLED on the CPU: the training forward runs under bfloat16 autocast (the CPU's
+    mixed precision; Detectron2's AMPTrainer is CUDA only), evaluation in float32, and the saved
+    config keeps the user's setting."""
+    import torch
+    from detectron2.utils.events import EventStorage
+
+    train, test = data["voc"]
+    args = build_parser().parse_args([
+        "--config-file", "configs/detection/coco/faster_rcnn_R50_FPN_1x_coco_infomin.yaml",
+        "MODEL.WEIGHTS", "", "OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu", "SOLVER.AMP.ENABLED", "True",
+        "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)", *TINY_MODEL, *TINY_RUN,
+    ])
+    trainer = run(args)
+    assert all(math.isfinite(loss) for loss, _ in trainer.storage.history("total_loss").values())
+    assert trainer.cfg.SOLVER.AMP.ENABLED
+
+    model, seen = trainer.model, []
+    handle = model.backbone.bottom_up.stem.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    from detectron2.data import DatasetCatalog, DatasetMapper
+
+    batch = [DatasetMapper(trainer.cfg, is_train=True)(DatasetCatalog.get(train)[0])]
+    try:
+        with EventStorage(0):
+            model.train()
+            losses = model(batch)
+            model.eval()
+            with torch.no_grad():
+                model([{"image": batch[0]["image"]}])
+    finally:
+        handle.remove()
+    assert seen == [torch.bfloat16, torch.float32]
+    assert all(v.dtype == torch.float32 for v in losses.values())  # Detectron2's losses: float32 ops
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -4,9 +4,9 @@ Everything else is `DefaultTrainer` as is: PreciseBN (``TEST.PRECISE_BN``) runs 
 evaluation and at the end when the model has BatchNorm layers, and ``SOLVER.AMP.ENABLED`` on
 CUDA switches to Detectron2's `AMPTrainer` (float16 with a gradient scaler). On the CPU, where
 AMPTrainer cannot run (it asserts CUDA after the model and data are built), the same key trains
-with bfloat16 autocast instead, the CPU's mixed precision (see `autocast_training`): about 1.45x
+with bfloat16 autocast instead, the CPU's mixed precision (see `autocast_training`): about 1.5x
 faster per Faster/Mask R-CNN R18-FPN iteration on a CPU with AVX512-BF16 (`benchmarks/
-detector_cpu_amp.py`). Evaluation stays in float32 either way.
+bench_detector_amp.py`). Evaluation stays in float32 either way.
 """
 import functools
 import os

@@ -212,8 +212,9 @@ def test_train_net_refusals(data, tmp_path, capsys, monkeypatch):
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", ckpt)
     assert code == 2 and "is a pretraining checkpoint" in err and "ckpt.pkl" in err
 
-    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "SOLVER.AMP.ENABLED", "True")
-    assert code == 2 and "SOLVER.AMP.ENABLED False" in err
+    # AMP on the CPU trains (bfloat16); on a device with no mixed precision it is refused
+    code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "SOLVER.AMP.ENABLED", "True", "MODEL.DEVICE", "mps")
+    assert code == 2 and "SOLVER.AMP.ENABLED False" in err and "MODEL.DEVICE cpu" in err
 
     monkeypatch.setattr(compiled_ops, "has_compiled_ops", lambda: False)  # a pure-Python build
     code, err = _run_main(capsys, *base, "MODEL.WEIGHTS", "", "MODEL.RESNETS.DEFORM_ON_PER_STAGE",

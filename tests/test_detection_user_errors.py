@@ -202,7 +202,7 @@ def test_a_pretraining_config_is_named_as_such():
 
 @pytest.mark.parametrize("opts, words", [
     (["MODEL.DEVICE", "cuda"], "MODEL.DEVICE is 'cuda' but no CUDA GPU"),
-    (["SOLVER.AMP.ENABLED", "True"], "SOLVER.AMP.ENABLED is True"),
+    (["MODEL.DEVICE", "cuda", "SOLVER.AMP.ENABLED", "True"], "SOLVER.AMP.ENABLED is True but no CUDA device"),
 ])
 def test_gpu_settings_without_a_gpu_are_one_line(data, tmp_path, capsys, launches, opts, words, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

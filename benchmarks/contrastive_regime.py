@@ -142,9 +142,10 @@ def main(argv=None) -> None:
     xva, yva = load(root, "val")
     encoder = build_encoder("resnet18", 0.25)
     dim = encoder.layer4[-1].conv2.out_channels
-    head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 128))
     if args.mode == "supervised":
         head = nn.Linear(dim, int(ytr.max()) + 1)
+    else:
+        head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 128))
     params = [*encoder.parameters(), *head.parameters()]
     lr = 0.06 * args.batch / 64
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)

@@ -122,14 +122,10 @@ class Trainer(DefaultTrainer):
         plain = cfg.clone()
         plain.defrost()
         plain.SOLVER.AMP.ENABLED = False
-        if cfg.is_frozen():
-            plain.freeze()
-        super().__init__(plain)
+        super().__init__(plain)  # self.cfg: `plain`, or an unfrozen rescaled copy of it
         autocast_training(self.model, "cpu", torch.bfloat16)
-        frozen = self.cfg.is_frozen()
-        self.cfg.defrost()
         self.cfg.SOLVER.AMP.ENABLED = True
-        if frozen:
+        if cfg.is_frozen():
             self.cfg.freeze()
 
     @classmethod

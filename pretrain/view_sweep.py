@@ -202,8 +202,9 @@ def _settings(args) -> dict:
     keep = ("config_file", "color_config", "data", "seed", "patch_size", "patch_image_size", "mi_steps", "mi_batch", "mi_lr", "mi_arch",
             "mi_width", "mi_temperature", "mi_eval_batches")
     settings = {**{k: getattr(args, k) for k in keep}, "opts": list(args.opts)}
-    if _builtin_variant(args) != "textured":  # absent from sweeps made before --builtin existed
-        settings["builtin"] = _builtin_variant(args)
+    variant = _builtin_variant(args)
+    if variant != "textured":  # absent from sweeps made before --builtin existed
+        settings["builtin"] = variant
     return settings
 
 
